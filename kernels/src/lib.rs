@@ -1,0 +1,68 @@
+//! # nnkern-kernels
+//!
+//! Fast, verified numerical kernels for training neural networks on the CPU, on plain slices
+//! with explicit shapes. Every kernel family has three backends a user can compare:
+//!
+//! * [`Backend::Native`]: packed SIMD code, AVX2+FMA chosen at run time on x86-64, a portable
+//!   `wide` path (NEON on aarch64, SSE2 on baseline x86-64) and a scalar path
+//!   (see [`simd::Isa`]; `NNKERN_ISA=scalar|portable|avx2` forces one);
+//! * [`Backend::OpenBlas`]: the same call through `cblas` (cargo feature `openblas`);
+//! * [`Backend::Reference`]: plain loops generic over [`num_traits::Float`], the ground truth
+//!   the tests compare against, public so users can verify too.
+//!
+//! ## Conventions
+//! * Row-major / NCHW, the PyTorch convention.
+//! * Callers pass inputs, outputs and workspace; hot kernels do not allocate (GEMM keeps
+//!   per-thread packing buffers that grow once and are reused).
+//! * Bad input returns a [`KernelError`] naming the argument; the public API never panics.
+//! * Threads: rayon, in the caller's current pool (`ThreadPool::install` sets the count).
+//!   Work is split so that every output's reduction order is independent of the thread count:
+//!   results are bitwise identical for 1, 2 or any number of threads.
+//! * BLAS semantics for `beta`: `beta == 0` overwrites the output, NaN included.
+
+pub mod error;
+pub mod gemm;
+pub mod simd;
+
+pub use error::KernelError;
+pub use gemm::{gemm, gemm_reference, Gemm, GemmScalar, Transpose};
+
+/// Which implementation runs a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// nnkern's own SIMD kernels (ISA chosen at run time, see [`simd::Isa::active`]).
+    Native,
+    /// OpenBLAS through cblas; needs the `openblas` cargo feature.
+    OpenBlas,
+    /// The plain reference loops (slow, for verification).
+    Reference,
+}
+
+impl Backend {
+    /// Parses `native`, `openblas` or `reference`.
+    pub fn parse(s: &str) -> Option<Backend> {
+        match s {
+            "native" => Some(Backend::Native),
+            "openblas" => Some(Backend::OpenBlas),
+            "reference" => Some(Backend::Reference),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name used on the command line and in benchmark output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Native => "native",
+            Backend::OpenBlas => "openblas",
+            Backend::Reference => "reference",
+        }
+    }
+
+    /// Whether this build can run the backend (`OpenBlas` needs the `openblas` feature).
+    pub fn available(self) -> bool {
+        match self {
+            Backend::OpenBlas => cfg!(feature = "openblas"),
+            _ => true,
+        }
+    }
+}

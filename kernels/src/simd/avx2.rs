@@ -1,0 +1,113 @@
+//! The AVX2+FMA instantiation through `core::arch`.
+//!
+//! Invariant: values of these types are only created inside functions compiled with
+//! `#[target_feature(enable = "avx2,fma")]`, which the dispatch calls only after
+//! `Isa::Avx2.supported()` returned true. The intrinsics below are therefore sound to call;
+//! each `unsafe` block relies on that invariant. All methods are `#[inline(always)]` so they
+//! are compiled into those target-feature functions.
+#![cfg(target_arch = "x86_64")]
+
+use super::Vector;
+use std::arch::x86_64::*;
+
+/// 8 x f32 in a ymm register.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct F32x8Avx2(pub(crate) __m256);
+
+/// 4 x f64 in a ymm register.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct F64x4Avx2(pub(crate) __m256d);
+
+macro_rules! avx2_vector {
+    ($name:ident, $t:ty, $lanes:expr, $reg:ty,
+     set1 = $set1:ident, zero = $zero:ident, loadu = $loadu:ident, storeu = $storeu:ident,
+     add = $add:ident, sub = $sub:ident, mul = $mul:ident, div = $div:ident, fmadd = $fmadd:ident,
+     max = $max:ident, min = $min:ident, cmp = $cmp:ident, blend = $blend:ident) => {
+        impl Vector for $name {
+            type Elem = $t;
+            const LANES: usize = $lanes;
+            #[inline(always)]
+            fn splat(x: $t) -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $set1(x) })
+            }
+            #[inline(always)]
+            fn zero() -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $zero() })
+            }
+            #[inline(always)]
+            unsafe fn load(ptr: *const $t) -> Self {
+                // SAFETY: the caller guarantees LANES readable elements; unaligned load.
+                $name(unsafe { $loadu(ptr) })
+            }
+            #[inline(always)]
+            unsafe fn store(self, ptr: *mut $t) {
+                // SAFETY: the caller guarantees LANES writable elements; unaligned store.
+                unsafe { $storeu(ptr, self.0) }
+            }
+            #[inline(always)]
+            fn add(self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $add(self.0, b.0) })
+            }
+            #[inline(always)]
+            fn sub(self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $sub(self.0, b.0) })
+            }
+            #[inline(always)]
+            fn mul(self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $mul(self.0, b.0) })
+            }
+            #[inline(always)]
+            fn div(self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $div(self.0, b.0) })
+            }
+            #[inline(always)]
+            fn mul_add(self, b: Self, c: Self) -> Self {
+                // SAFETY: FMA available (module invariant).
+                $name(unsafe { $fmadd(self.0, b.0, c.0) })
+            }
+            #[inline(always)]
+            fn max(self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant). maxps returns its second operand
+                // when either is NaN, so NaN lanes of either input are blended back in.
+                unsafe {
+                    let m = $max(self.0, b.0);
+                    let nan = $cmp::<_CMP_UNORD_Q>(self.0, b.0);
+                    $name($blend(m, $add(self.0, b.0), nan))
+                }
+            }
+            #[inline(always)]
+            fn min(self, b: Self) -> Self {
+                // SAFETY: as in `max`.
+                unsafe {
+                    let m = $min(self.0, b.0);
+                    let nan = $cmp::<_CMP_UNORD_Q>(self.0, b.0);
+                    $name($blend(m, $add(self.0, b.0), nan))
+                }
+            }
+            #[inline(always)]
+            fn reduce_sum(self) -> $t {
+                let mut lanes = [0.0 as $t; $lanes];
+                // SAFETY: `lanes` holds LANES elements.
+                unsafe { self.store(lanes.as_mut_ptr()) };
+                lanes.iter().fold(0.0, |acc, &x| acc + x)
+            }
+        }
+    };
+}
+
+avx2_vector!(F32x8Avx2, f32, 8, __m256,
+    set1 = _mm256_set1_ps, zero = _mm256_setzero_ps, loadu = _mm256_loadu_ps,
+    storeu = _mm256_storeu_ps, add = _mm256_add_ps, sub = _mm256_sub_ps, mul = _mm256_mul_ps,
+    div = _mm256_div_ps, fmadd = _mm256_fmadd_ps, max = _mm256_max_ps, min = _mm256_min_ps,
+    cmp = _mm256_cmp_ps, blend = _mm256_blendv_ps);
+avx2_vector!(F64x4Avx2, f64, 4, __m256d,
+    set1 = _mm256_set1_pd, zero = _mm256_setzero_pd, loadu = _mm256_loadu_pd,
+    storeu = _mm256_storeu_pd, add = _mm256_add_pd, sub = _mm256_sub_pd, mul = _mm256_mul_pd,
+    div = _mm256_div_pd, fmadd = _mm256_fmadd_pd, max = _mm256_max_pd, min = _mm256_min_pd,
+    cmp = _mm256_cmp_pd, blend = _mm256_blendv_pd);

@@ -1,0 +1,241 @@
+//! The ISA layer: one vector trait, instantiated for AVX2+FMA (`core::arch`, chosen at run
+//! time), the portable `wide` types (NEON on aarch64, SSE2 on baseline x86-64) and plain
+//! scalars. Kernels are written once, generic over [`Vector`], and instantiated per ISA inside
+//! a function compiled with that ISA's target features (see [`Isa`] and the `dispatch!` use in
+//! each kernel family).
+
+mod avx2;
+mod portable;
+mod scalar;
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+#[cfg(target_arch = "x86_64")]
+use avx2::{F32x8Avx2, F64x4Avx2};
+use portable::{F32x8Wide, F64x4Wide};
+
+/// An instruction-set path for the native kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Plain scalar code, one lane: the slowest, runs everywhere.
+    Scalar,
+    /// The `wide` crate's 8 x f32 / 4 x f64 types: NEON on aarch64, SSE2 on baseline x86-64
+    /// (instructions chosen at compile time).
+    Portable,
+    /// AVX2 + FMA on x86-64, chosen at run time when the CPU has them.
+    Avx2,
+}
+
+impl Isa {
+    /// Every ISA, slowest first.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Portable, Isa::Avx2];
+
+    /// Whether this CPU can run the path.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar | Isa::Portable => true,
+            Isa::Avx2 => avx2_fma_detected(),
+        }
+    }
+
+    /// The fastest path this CPU supports.
+    pub fn best() -> Isa {
+        if Isa::Avx2.supported() {
+            Isa::Avx2
+        } else {
+            Isa::Portable
+        }
+    }
+
+    /// Parses `scalar`, `portable` or `avx2`.
+    pub fn parse(s: &str) -> Option<Isa> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Some(Isa::Scalar),
+            "portable" | "wide" => Some(Isa::Portable),
+            "avx2" => Some(Isa::Avx2),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+        }
+    }
+
+    /// The path native kernels take on this thread: the one set by [`with_isa`] if any, else
+    /// `NNKERN_ISA` from the environment (read once; an unsupported or unknown value falls back
+    /// to the best path), else [`Isa::best`].
+    ///
+    /// Kernels read this once per call, on the calling thread, and hand it to their workers.
+    pub fn active() -> Isa {
+        if let Some(isa) = OVERRIDE.with(Cell::get) {
+            return isa;
+        }
+        static FROM_ENV: OnceLock<Isa> = OnceLock::new();
+        *FROM_ENV.get_or_init(|| {
+            std::env::var("NNKERN_ISA")
+                .ok()
+                .and_then(|s| Isa::parse(&s))
+                .filter(|isa| isa.supported())
+                .unwrap_or_else(Isa::best)
+        })
+    }
+}
+
+thread_local! {
+    static OVERRIDE: Cell<Option<Isa>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with native kernels called from this thread forced onto `isa` (if the CPU supports
+/// it; otherwise the override is ignored). Tests use this to cover every path on one machine.
+pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    let isa = if isa.supported() { isa } else { Isa::best() };
+    let previous = OVERRIDE.with(|o| o.replace(Some(isa)));
+    struct Restore(Option<Isa>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OVERRIDE.with(|o| o.set(self.0));
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
+fn avx2_fma_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A SIMD vector of `LANES` floats. Crate-private: values of the AVX2 types may only exist on a
+/// CPU with AVX2+FMA, which the dispatch guarantees (see `avx2.rs`).
+///
+/// # Safety (for `load`/`store`)
+/// `ptr` must be valid for `LANES` reads (writes); no alignment is required.
+pub(crate) trait Vector: Copy + Send + Sync + 'static {
+    type Elem: Copy + Send + Sync + 'static;
+    const LANES: usize;
+    fn splat(x: Self::Elem) -> Self;
+    fn zero() -> Self;
+    /// # Safety
+    /// `ptr` is valid for `LANES` reads.
+    unsafe fn load(ptr: *const Self::Elem) -> Self;
+    /// # Safety
+    /// `ptr` is valid for `LANES` writes.
+    unsafe fn store(self, ptr: *mut Self::Elem);
+    fn add(self, b: Self) -> Self;
+    fn sub(self, b: Self) -> Self;
+    fn mul(self, b: Self) -> Self;
+    fn div(self, b: Self) -> Self;
+    /// `self * b + c`, fused where the ISA has FMA.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// Lane-wise maximum; where either lane is NaN the result is NaN.
+    fn max(self, b: Self) -> Self;
+    /// Lane-wise minimum; where either lane is NaN the result is NaN.
+    fn min(self, b: Self) -> Self;
+    /// The sum of the lanes, in a fixed order.
+    fn reduce_sum(self) -> Self::Elem;
+}
+
+/// Loads `n < LANES` elements, zero-filling the rest (for tails).
+///
+/// # Safety
+/// `ptr` is valid for `n` reads and `n <= V::LANES`.
+#[inline(always)]
+pub(crate) unsafe fn load_partial<V: Vector>(ptr: *const V::Elem, n: usize) -> V
+where
+    V::Elem: Default,
+{
+    let mut buf = [V::Elem::default(); 16];
+    std::ptr::copy_nonoverlapping(ptr, buf.as_mut_ptr(), n);
+    V::load(buf.as_ptr())
+}
+
+/// Stores the first `n < LANES` lanes.
+///
+/// # Safety
+/// `ptr` is valid for `n` writes and `n <= V::LANES`.
+#[inline(always)]
+pub(crate) unsafe fn store_partial<V: Vector>(v: V, ptr: *mut V::Elem, n: usize)
+where
+    V::Elem: Default,
+{
+    let mut buf = [V::Elem::default(); 16];
+    v.store(buf.as_mut_ptr());
+    std::ptr::copy_nonoverlapping(buf.as_ptr(), ptr, n);
+}
+
+/// A float type with a vector type per ISA.
+pub(crate) trait SimdElem: Copy + Default + Send + Sync + 'static {
+    /// The AVX2+FMA vector (on other architectures the portable one; never dispatched to).
+    type Avx2: Vector<Elem = Self>;
+    /// The `wide` vector.
+    type Wide: Vector<Elem = Self>;
+    /// The scalar "vector".
+    type Scalar: Vector<Elem = Self>;
+}
+
+impl SimdElem for f32 {
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = F32x8Avx2;
+    #[cfg(not(target_arch = "x86_64"))]
+    type Avx2 = F32x8Wide;
+    type Wide = F32x8Wide;
+    type Scalar = f32;
+}
+
+impl SimdElem for f64 {
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = F64x4Avx2;
+    #[cfg(not(target_arch = "x86_64"))]
+    type Avx2 = F64x4Wide;
+    type Wide = F64x4Wide;
+    type Scalar = f64;
+}
+
+/// A kernel body written once, generic over the vector type. Implement `call` with
+/// `#[inline(always)]` (and keep everything it calls `#[inline(always)]`), so that the AVX2
+/// instantiation is compiled inside the target-feature function of [`dispatch`].
+pub(crate) trait SimdFn<T: SimdElem> {
+    type Output;
+    fn call<V: Vector<Elem = T>>(self) -> Self::Output;
+}
+
+/// Runs `f` with the vector type of `isa` (which must be supported: [`Isa::active`] and
+/// [`with_isa`] only ever return supported paths).
+#[inline]
+pub(crate) fn dispatch<T: SimdElem, F: SimdFn<T>>(isa: Isa, f: F) -> F::Output {
+    match isa {
+        Isa::Avx2 if Isa::Avx2.supported() => {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            unsafe { call_avx2::<T, F>(f) }
+        }
+        Isa::Scalar => f.call::<T::Scalar>(),
+        _ => f.call::<T::Wide>(),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn call_avx2<T: SimdElem, F: SimdFn<T>>(f: F) -> F::Output {
+    f.call::<T::Avx2>()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn call_avx2<T: SimdElem, F: SimdFn<T>>(f: F) -> F::Output {
+    f.call::<T::Avx2>()
+}

@@ -1,0 +1,28 @@
+//! `nnkern`: the command-line front end. Subcommands grow with the library.
+
+use clap::{Parser, Subcommand};
+use nnkern::bench::cli::BenchArgs;
+
+#[derive(Parser)]
+#[command(name = "nnkern", version, about = "Fast, verified CPU kernels for neural-network training")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a benchmark suite (the public one by default) and print JSON lines.
+    Bench(BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(args) => nnkern::bench::cli::run(&args),
+    };
+    if let Err(e) = result {
+        eprintln!("nnkern: {e}");
+        std::process::exit(2);
+    }
+}
