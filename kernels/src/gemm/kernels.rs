@@ -77,7 +77,9 @@ where
                 if mr_eff == MR && nr_eff == nr {
                     store_full::<V, MR, NRV>(&acc, c, args.ldc, args.alpha, args.beta);
                 } else {
-                    store_edge::<V, MR, NRV>(&acc, c, args.ldc, mr_eff, nr_eff, args.alpha, args.beta);
+                    store_edge::<V, MR, NRV>(
+                        &acc, c, args.ldc, mr_eff, nr_eff, args.alpha, args.beta,
+                    );
                 }
             }
             i += MR;

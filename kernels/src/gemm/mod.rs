@@ -154,7 +154,12 @@ impl<T: Float> Gemm<T> {
     }
 
     /// Checks the descriptor against the slice lengths and resolves the leading dimensions.
-    pub fn validate(&self, a_len: usize, b_len: usize, c_len: usize) -> Result<Layout, KernelError> {
+    pub fn validate(
+        &self,
+        a_len: usize,
+        b_len: usize,
+        c_len: usize,
+    ) -> Result<Layout, KernelError> {
         let (ar, ac) = self.a_stored_shape();
         let (br, bc) = self.b_stored_shape();
         let lda = operand("a", "lda", ar, ac, self.lda, a_len)?;
@@ -213,7 +218,9 @@ mod sealed {
 }
 
 /// The element types GEMM runs on: `f32` and `f64`.
-pub trait GemmScalar: Float + Default + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed {
+pub trait GemmScalar:
+    Float + Default + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed
+{
     #[doc(hidden)]
     fn native(g: &Gemm<Self>, l: Layout, a: &[Self], b: &[Self], c: &mut [Self]);
     #[doc(hidden)]
@@ -257,7 +264,25 @@ pub fn gemm<T: GemmScalar>(
         Backend::Native => T::native(g, layout, a, b, c),
         Backend::Reference => reference::gemm_resolved(g, layout, a, b, c),
         #[cfg(feature = "openblas")]
-        Backend::OpenBlas => T::openblas(g, layout, a, b, c),
+        Backend::OpenBlas => {
+            // cblas takes 32-bit sizes.
+            for (arg, v) in [
+                ("m", g.m),
+                ("n", g.n),
+                ("k", g.k),
+                ("lda", layout.lda),
+                ("ldb", layout.ldb),
+                ("ldc", layout.ldc),
+            ] {
+                if i32::try_from(v).is_err() {
+                    return Err(KernelError::InvalidParam {
+                        arg,
+                        what: format!("{v} exceeds the cblas limit of i32::MAX"),
+                    });
+                }
+            }
+            T::openblas(g, layout, a, b, c)
+        }
         #[cfg(not(feature = "openblas"))]
         Backend::OpenBlas => {
             return Err(KernelError::BackendUnavailable {

@@ -26,7 +26,11 @@ pub(super) fn pack_a<T: Float>(
     kc: usize,
     out: &mut [T],
 ) {
-    for (q, panel) in out.chunks_exact_mut(kc * mr).take(mc.div_ceil(mr)).enumerate() {
+    for (q, panel) in out
+        .chunks_exact_mut(kc * mr)
+        .take(mc.div_ceil(mr))
+        .enumerate()
+    {
         let i0 = q * mr;
         let rows = mr.min(mc - i0);
         match a.trans {
@@ -68,7 +72,11 @@ pub(super) fn pack_b<T: Float>(
     nc: usize,
     out: &mut [T],
 ) {
-    for (q, panel) in out.chunks_exact_mut(kc * nr).take(nc.div_ceil(nr)).enumerate() {
+    for (q, panel) in out
+        .chunks_exact_mut(kc * nr)
+        .take(nc.div_ceil(nr))
+        .enumerate()
+    {
         let j0 = q * nr;
         let cols = nr.min(nc - j0);
         match b.trans {
