@@ -14,7 +14,7 @@
 
 use super::kernels::{GemmKernel, MacroArgs};
 use super::pack::{pack_a, pack_b, with_scratch, Operand};
-use super::{Gemm, Layout};
+use super::{Gemm, Layout, Transpose};
 use crate::simd::Isa;
 use num_traits::Float;
 use rayon::prelude::*;
@@ -77,7 +77,7 @@ pub(super) fn gemm_f64(g: &Gemm<f64>, l: Layout, a: &[f64], b: &[f64], c: &mut [
     }
 }
 
-/// A pointer to C shared by tasks that write disjoint tiles of it.
+/// A pointer into C (or B) shared by tasks; tasks write disjoint tiles of C.
 #[derive(Clone, Copy)]
 struct SharedC<T>(*mut T);
 // SAFETY: tasks write disjoint blocks of C (distinct row blocks or column chunks), and the
@@ -117,22 +117,66 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
         trans: g.trans_b,
     };
     let c_ptr = SharedC(c.as_mut_ptr());
-    let b_len = K::KC * K::NC.min(n.div_ceil(K::NR) * K::NR);
+
+    // Balanced blocks: equal K blocks (a 288-deep product runs as 144 + 144, not 256 + 32),
+    // and equal row blocks rounded to MR. Both depend on the shape only, never on threads.
+    let kc_max = k.div_ceil(k.div_ceil(K::KC));
+    let row_blocks = m.div_ceil(K::MC);
+    let mc_max = m.div_ceil(row_blocks).div_ceil(K::MR) * K::MR;
+    let row_blocks = m.div_ceil(mc_max);
+    // With a single row block every B panel is used once per row panel straight from L1, so
+    // a row-major B is read in place instead of packed (packing would cost as much as the
+    // arithmetic for skinny products); only a partial last panel is packed.
+    let b_in_place = row_blocks == 1 && g.trans_b == Transpose::No;
+
+    let b_len = if b_in_place {
+        kc_max * K::NR
+    } else {
+        kc_max * K::NC.min(n.div_ceil(K::NR) * K::NR)
+    };
     with_scratch(T::cache_b(), b_len, |b_pack| {
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             let n_panels = nc.div_ceil(K::NR);
-            for pc in (0..k).step_by(K::KC) {
-                let kc = K::KC.min(k - pc);
+            for pc in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - pc);
                 let panel_len = kc * K::NR;
-                let b_block = &mut b_pack[..n_panels * panel_len];
-                pack_b_block::<T, K>(b_op, pc, kc, jc, nc, b_block, threads);
-                let b_block = &*b_block;
+                let (b_base, b_panel, b_row, b_edge) = if b_in_place {
+                    let full = nc / K::NR * K::NR;
+                    let edge = if full < nc {
+                        pack_b(
+                            b_op,
+                            K::NR,
+                            pc,
+                            kc,
+                            jc + full,
+                            nc - full,
+                            &mut b_pack[..panel_len],
+                        );
+                        b_pack.as_ptr()
+                    } else {
+                        std::ptr::null()
+                    };
+                    // Index pc * ldb + jc is inside B (pc < k, jc < n).
+                    (b[pc * l.ldb + jc..].as_ptr(), K::NR, l.ldb, edge)
+                } else {
+                    pack_b_block::<T, K>(
+                        b_op,
+                        pc,
+                        kc,
+                        jc,
+                        nc,
+                        &mut b_pack[..n_panels * panel_len],
+                        threads,
+                    );
+                    (b_pack.as_ptr(), panel_len, K::NR, std::ptr::null())
+                };
+                let b_ptrs = SharedC(b_base as *mut T);
+                let b_edge = SharedC(b_edge as *mut T);
                 let beta = if pc == 0 { g.beta } else { T::one() };
 
                 // Tasks: row blocks x column chunks, at least TASKS_PER_THREAD per thread
                 // when the shape allows.
-                let row_blocks = m.div_ceil(K::MC);
                 let want_chunks = (TASKS_PER_THREAD * threads).div_ceil(row_blocks);
                 let chunk_panels = if threads == 1 {
                     n_panels
@@ -142,8 +186,8 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
                 let col_chunks = n_panels.div_ceil(chunk_panels);
                 let task = |t: usize| {
                     let (rb, cc) = (t / col_chunks, t % col_chunks);
-                    let i0 = rb * K::MC;
-                    let mc = K::MC.min(m - i0);
+                    let i0 = rb * mc_max;
+                    let mc = mc_max.min(m - i0);
                     let p0 = cc * chunk_panels;
                     let j0 = p0 * K::NR;
                     let ncols = (chunk_panels * K::NR).min(nc - j0);
@@ -152,7 +196,10 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
                         let args = MacroArgs {
                             kc,
                             a: a_pack.as_ptr(),
-                            b: b_block[p0 * panel_len..].as_ptr(),
+                            b: b_ptrs.get().wrapping_add(p0 * b_panel),
+                            b_panel,
+                            b_row,
+                            b_edge: b_edge.get(),
                             m: mc,
                             n: ncols,
                             // SAFETY: (i0, jc + j0) is inside C: i0 < m, jc + j0 < n.
@@ -161,8 +208,10 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
                             alpha: g.alpha,
                             beta,
                         };
-                        // SAFETY: packed panels cover mc x kc and kc x ncols; the mc x ncols
-                        // block of C is inside the validated C and no other task writes it.
+                        // SAFETY: packed A covers mc x kc; B panels cover kc x ncols (packed,
+                        // or in place within the validated B with its edge panel packed); the
+                        // mc x ncols block of C is inside the validated C and no other task
+                        // writes it.
                         unsafe { K::run(&args) };
                     });
                 };
