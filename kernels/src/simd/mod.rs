@@ -5,6 +5,7 @@
 //! each kernel family).
 
 mod avx2;
+pub(crate) mod math;
 mod portable;
 mod scalar;
 
@@ -149,6 +150,26 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     fn min(self, b: Self) -> Self;
     /// The sum of the lanes, in a fixed order.
     fn reduce_sum(self) -> Self::Elem;
+    /// The largest lane; NaN if any lane is NaN.
+    fn reduce_max(self) -> Self::Elem;
+    /// Lane-wise `|x|` (clears the sign bit; NaN stays NaN).
+    fn abs(self) -> Self;
+    /// Rounds each lane to the nearest integer, ties to even (NaN and infinities unchanged).
+    fn round(self) -> Self;
+    /// `2^n` for lanes holding integer values `n` in the normal exponent range
+    /// (`-126..=127` for f32, `-1022..=1023` for f64), built from the exponent bits (exact).
+    /// Other lanes give unspecified finite or infinite values, never UB.
+    fn pow2i(self) -> Self;
+    /// Mask of `self < b` (all bits set where true, zero elsewhere; false for NaN).
+    fn lt(self, b: Self) -> Self;
+    /// Mask of `self == b` (false for NaN).
+    fn eq(self, b: Self) -> Self;
+    /// Lane-wise `mask ? a : b` for a mask from the comparisons above.
+    fn select(mask: Self, a: Self, b: Self) -> Self;
+    /// Bitwise and of the lanes' bit patterns (e.g. `x.and(mask)` zeroes lanes where false).
+    fn and(self, b: Self) -> Self;
+    /// Bitwise or of the lanes' bit patterns (e.g. to put a sign bit back).
+    fn or(self, b: Self) -> Self;
 }
 
 /// Loads `n < LANES` elements, zero-filling the rest (for tails).
