@@ -24,7 +24,7 @@ fn s<V: Vector<Elem = f32>>(c: f32) -> V {
 /// activation tends to 0 as `x -> -inf` (SiLU, GELU). NaN stays NaN.
 #[inline(always)]
 fn finite_below<V: Vector<Elem = f32>>(x: V) -> V {
-    x.max(s(-f32::MAX))
+    x.at_least(s(-f32::MAX))
 }
 
 /// `1/sqrt(2)`, `1/sqrt(2 pi)`, `sqrt(2/pi)` and the cubic coefficient of the tanh GELU.
@@ -39,7 +39,7 @@ pub(crate) struct ReluFwd;
 impl Unary for ReluFwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
-        x.max(V::zero())
+        x.at_least(V::zero())
     }
 }
 
@@ -79,7 +79,7 @@ pub(crate) struct EluFwd(pub(crate) f32);
 impl Unary for EluFwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
-        let neg = expm1(x.min(V::zero())).mul(s(self.0));
+        let neg = expm1(x.at_most(V::zero())).mul(s(self.0));
         V::select(V::zero().lt(x), x, neg)
     }
 }
@@ -157,7 +157,7 @@ impl Binary for GeluBwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
         // Beyond |x| = 20 the density term is 0 in f32; clamping avoids inf * 0.
-        let xc = x.max(s(-20.0)).min(s(20.0));
+        let xc = x.at_least(s(-20.0)).at_most(s(20.0));
         let pdf = exp(xc.mul(xc).mul(s(-0.5))).mul(s(FRAC_1_SQRT_2PI));
         dy.mul(xc.mul_add(pdf, phi(xc)))
     }
@@ -188,7 +188,7 @@ pub(crate) struct GeluTanhBwd;
 impl Binary for GeluTanhBwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
-        let xc = x.max(s(-20.0)).min(s(20.0));
+        let xc = x.at_least(s(-20.0)).at_most(s(20.0));
         let sg = sigmoid(gelu_tanh_arg(xc));
         let du = xc
             .mul(xc)
@@ -216,7 +216,7 @@ impl Binary for SiluBwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
         // Beyond |x| = 200 the correction term is 0 in f32; clamping avoids inf * 0.
-        let xc = x.max(s(-200.0)).min(s(200.0));
+        let xc = x.at_least(s(-200.0)).at_most(s(200.0));
         let sg = sigmoid(xc);
         let inner = xc.mul_add(s::<V>(1.0).sub(sg), s(1.0));
         dy.mul(sg.mul(inner))
@@ -230,7 +230,7 @@ impl Unary for SoftplusFwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
         let e = exp(V::zero().sub(x.abs()));
-        x.max(V::zero()).add(log1p_unit(e))
+        x.at_least(V::zero()).add(log1p_unit(e))
     }
 }
 

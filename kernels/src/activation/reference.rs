@@ -78,8 +78,9 @@ pub fn activation_forward_scalar<T: Float>(act: Activation, x: T) -> T {
         Activation::Tanh => x.tanh(),
         Activation::Gelu => times_vanishing(x, phi(x)),
         Activation::GeluTanh => {
+            // (1 + tanh u) / 2 = sigmoid(2u): no cancellation for negative u.
             let u = (x + c::<T>(GELU_C) * x * x * x) * c(SQRT_2_OVER_PI);
-            times_vanishing(x, (T::one() + u.tanh()) * c(0.5))
+            times_vanishing(x, sigmoid(u + u))
         }
         Activation::Silu => times_vanishing(x, sigmoid(x)),
         Activation::Softplus => x.max(T::zero()) + (-x.abs()).exp().ln_1p(),
@@ -126,12 +127,12 @@ pub fn activation_backward_scalar<T: Float>(act: Activation, x: T, y: T, dy: T) 
             if x.is_infinite() {
                 return dy * if x > T::zero() { one } else { T::zero() };
             }
+            // d/dx [x sigmoid(2u)] = s + 2 x s (1 - s) u'.
             let k: T = c(SQRT_2_OVER_PI);
             let u = (x + c::<T>(GELU_C) * x * x * x) * k;
-            let t = u.tanh();
+            let s = sigmoid(u + u);
             let du = k * (one + c::<T>(3.0 * GELU_C) * x * x);
-            let half: T = c(0.5);
-            dy * (half * (one + t) + half * x * (one - t) * (one + t) * du)
+            dy * (s + (x + x) * s * (one - s) * du)
         }
         Activation::Silu => {
             if x.is_infinite() {

@@ -23,7 +23,7 @@ macro_rules! avx2_vector {
      set1 = $set1:ident, zero = $zero:ident, loadu = $loadu:ident, storeu = $storeu:ident,
      add = $add:ident, sub = $sub:ident, mul = $mul:ident, div = $div:ident, fmadd = $fmadd:ident,
      max = $max:ident, min = $min:ident, cmp = $cmp:ident, blend = $blend:ident,
-     and = $and:ident, or = $or:ident, andnot = $andnot:ident, round = $round:ident,
+     and = $and:ident, or = $or:ident, andnot = $andnot:ident,
      cast_i = $cast_i:ident, cast_f = $cast_f:ident, slli = $slli:ident,
      magic = $magic:expr, shift = $shift:expr) => {
         impl Vector for $name {
@@ -108,16 +108,20 @@ macro_rules! avx2_vector {
                 lanes.iter().fold(lanes[0], |acc, &x| Vector::max(acc, x))
             }
             #[inline(always)]
+            fn at_least(self, lo: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant). maxps returns its second
+                // operand when either is NaN, so a NaN in `self` survives.
+                $name(unsafe { $max(lo.0, self.0) })
+            }
+            #[inline(always)]
+            fn at_most(self, hi: Self) -> Self {
+                // SAFETY: as in `at_least`.
+                $name(unsafe { $min(hi.0, self.0) })
+            }
+            #[inline(always)]
             fn abs(self) -> Self {
                 // SAFETY: AVX2 available (module invariant). Clears the sign bits.
                 $name(unsafe { $andnot($set1(-0.0), self.0) })
-            }
-            #[inline(always)]
-            fn round(self) -> Self {
-                // SAFETY: AVX2 available (module invariant).
-                $name(unsafe {
-                    $round::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)
-                })
             }
             #[inline(always)]
             fn pow2i(self) -> Self {
@@ -179,7 +183,6 @@ avx2_vector!(
     and = _mm256_and_ps,
     or = _mm256_or_ps,
     andnot = _mm256_andnot_ps,
-    round = _mm256_round_ps,
     cast_i = _mm256_castps_si256,
     cast_f = _mm256_castsi256_ps,
     slli = _mm256_slli_epi32,
@@ -207,7 +210,6 @@ avx2_vector!(
     and = _mm256_and_pd,
     or = _mm256_or_pd,
     andnot = _mm256_andnot_pd,
-    round = _mm256_round_pd,
     cast_i = _mm256_castpd_si256,
     cast_f = _mm256_castsi256_pd,
     slli = _mm256_slli_epi64,

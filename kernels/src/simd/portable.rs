@@ -73,12 +73,40 @@ macro_rules! wide_vector {
                 a.iter().fold(a[0], |acc, &x| Vector::max(acc, x))
             }
             #[inline(always)]
-            fn abs(self) -> Self {
-                $name(self.0.abs())
+            fn at_least(self, lo: Self) -> Self {
+                // SSE maxps and NEON fmax return the NaN second operand; elsewhere the
+                // NaN-propagating form.
+                #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+                {
+                    $name(lo.0.fast_max(self.0))
+                }
+                #[cfg(not(any(
+                    target_arch = "x86_64",
+                    target_arch = "x86",
+                    target_arch = "aarch64"
+                )))]
+                {
+                    Vector::max(self, lo)
+                }
             }
             #[inline(always)]
-            fn round(self) -> Self {
-                $name(self.0.round())
+            fn at_most(self, hi: Self) -> Self {
+                #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+                {
+                    $name(hi.0.fast_min(self.0))
+                }
+                #[cfg(not(any(
+                    target_arch = "x86_64",
+                    target_arch = "x86",
+                    target_arch = "aarch64"
+                )))]
+                {
+                    Vector::min(self, hi)
+                }
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $name(self.0.abs())
             }
             #[inline(always)]
             fn pow2i(self) -> Self {

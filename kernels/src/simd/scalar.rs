@@ -112,12 +112,24 @@ macro_rules! scalar_vector {
                 self
             }
             #[inline(always)]
-            fn abs(self) -> Self {
-                <$t>::abs(self)
+            fn at_least(self, lo: Self) -> Self {
+                if self < lo {
+                    lo
+                } else {
+                    self
+                }
             }
             #[inline(always)]
-            fn round(self) -> Self {
-                self.round_ties_even()
+            fn at_most(self, hi: Self) -> Self {
+                if self > hi {
+                    hi
+                } else {
+                    self
+                }
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
             }
             #[inline(always)]
             fn pow2i(self) -> Self {
