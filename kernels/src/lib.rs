@@ -22,6 +22,8 @@
 
 pub mod error;
 pub mod gemm;
+pub mod loss;
+pub mod pool;
 pub mod simd;
 
 pub use error::KernelError;
