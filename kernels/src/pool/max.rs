@@ -1,10 +1,11 @@
-//! Native max pooling. The common 2x2 stride-2 unpadded case has its own loop: each output
-//! reads its four cells with branch-free selects (vectorised by the compiler inside the ISA's
-//! target-feature function), and its backward writes every `dx` cell once, with no separate
-//! zero fill. Other shapes take the general loop over clipped windows.
+//! Native max pooling. The common 2x2 stride-2 unpadded case has its own loop over blocks of
+//! 8 outputs: each output reads its four cells with branch-free selects, on fixed-size arrays
+//! the compiler vectorises inside the ISA's target-feature function (the `Vector` trait has no
+//! compare or shuffle), and its backward writes every `dx` cell once, with no separate zero
+//! fill. Other shapes take the general loop over clipped windows.
 
 use super::reference::out_of_window;
-use super::{for_planes, for_planes2, Pool2dParams};
+use super::{block_starts, for_planes, for_planes2, Pool2dParams, BLOCK};
 use crate::error::KernelError;
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 
@@ -43,7 +44,8 @@ pub(super) fn backward(
 /// `(m, k)` updated with cell `v` at offset `at`: PyTorch's rule, greater or NaN wins.
 #[inline(always)]
 fn take(m: f32, k: u32, v: f32, at: u32) -> (f32, u32) {
-    let wins = v > m || v.is_nan();
+    // `|`, not `||`: no branch, so blocks of it vectorise.
+    let wins = (v > m) | v.is_nan();
     (if wins { v } else { m }, if wins { at } else { k })
 }
 
@@ -79,22 +81,62 @@ impl SimdFn<f32> for Forward<'_> {
 #[inline(always)]
 fn forward_2x2_s2(p: &Pool2dParams, x: &[f32], y: &mut [f32], arg: &mut [u32]) {
     let (w, ow) = (p.w, p.ow);
-    let rows = y.chunks_exact_mut(ow).zip(arg.chunks_exact_mut(ow));
-    for (oh, (y, arg)) in rows.enumerate() {
+    let w32 = w as u32;
+    for oh in 0..p.oh {
         let r0 = &x[2 * oh * w..][..2 * ow];
         let r1 = &x[(2 * oh + 1) * w..][..2 * ow];
+        let y = &mut y[oh * ow..][..ow];
+        let arg = &mut arg[oh * ow..][..ow];
         let base = (2 * oh * w) as u32;
-        let w32 = w as u32;
-        let cells = r0.chunks_exact(2).zip(r1.chunks_exact(2));
-        for (j, ((a, b), (y, arg))) in cells.zip(y.iter_mut().zip(arg.iter_mut())).enumerate() {
-            let at = base + 2 * j as u32;
-            let (m, k) = (a[0], at);
-            let (m, k) = take(m, k, a[1], at + 1);
-            let (m, k) = take(m, k, b[0], at + w32);
-            let (m, k) = take(m, k, b[1], at + w32 + 1);
-            *y = m;
-            *arg = k;
+        if ow < BLOCK {
+            for j in 0..ow {
+                let at = base + 2 * j as u32;
+                let (top, bottom) = ([r0[2 * j], r0[2 * j + 1]], [r1[2 * j], r1[2 * j + 1]]);
+                (y[j], arg[j]) = window_2x2(top, bottom, at, w32);
+            }
+            continue;
         }
+        for j in block_starts(ow) {
+            forward_block(
+                (&r0[2 * j..][..2 * BLOCK])
+                    .try_into()
+                    .expect("2 * BLOCK cells"),
+                (&r1[2 * j..][..2 * BLOCK])
+                    .try_into()
+                    .expect("2 * BLOCK cells"),
+                (&mut y[j..][..BLOCK]).try_into().expect("BLOCK outputs"),
+                (&mut arg[j..][..BLOCK]).try_into().expect("BLOCK outputs"),
+                base + 2 * j as u32,
+                w32,
+            );
+        }
+    }
+}
+
+/// The maximum and argmax of one window, cells in scan order; `at` is the top-left offset.
+#[inline(always)]
+fn window_2x2(top: [f32; 2], bottom: [f32; 2], at: u32, w32: u32) -> (f32, u32) {
+    let (m, k) = (top[0], at);
+    let (m, k) = take(m, k, top[1], at + 1);
+    let (m, k) = take(m, k, bottom[0], at + w32);
+    take(m, k, bottom[1], at + w32 + 1)
+}
+
+/// `BLOCK` windows: fixed-size arrays, so the compiler turns the loop into vector code
+/// (stride-2 loads become loads and shuffles, the comparisons selects).
+#[inline(always)]
+fn forward_block(
+    r0: &[f32; 2 * BLOCK],
+    r1: &[f32; 2 * BLOCK],
+    y: &mut [f32; BLOCK],
+    arg: &mut [u32; BLOCK],
+    at: u32,
+    w32: u32,
+) {
+    for j in 0..BLOCK {
+        let top = [r0[2 * j], r0[2 * j + 1]];
+        let bottom = [r1[2 * j], r1[2 * j + 1]];
+        (y[j], arg[j]) = window_2x2(top, bottom, at + 2 * j as u32, w32);
     }
 }
 
@@ -154,23 +196,39 @@ fn backward_2x2_s2(
     let (w, ow) = (p.w, p.ow);
     let w32 = w as u32;
     let mut bad = false;
-    for (oh, (dy, arg)) in dy.chunks_exact(ow).zip(arg.chunks_exact(ow)).enumerate() {
+    for oh in 0..p.oh {
         let (r0, r1) = dx[2 * oh * w..][..2 * w].split_at_mut(w);
+        let (r0, r1) = (&mut r0[..2 * ow], &mut r1[..2 * ow]);
+        let dy = &dy[oh * ow..][..ow];
+        let arg = &arg[oh * ow..][..ow];
         let base = (2 * oh * w) as u32;
-        let cells = r0.chunks_exact_mut(2).zip(r1.chunks_exact_mut(2));
-        for (j, ((a, b), (&g, &at))) in cells.zip(dy.iter().zip(arg)).enumerate() {
-            // Position of the argmax in the window: 0, 1, w or w + 1.
-            let k = at.wrapping_sub(base + 2 * j as u32);
-            a[0] = if k == 0 { g } else { 0.0 };
-            a[1] = if k == 1 { g } else { 0.0 };
-            b[0] = if k == w32 { g } else { 0.0 };
-            b[1] = if k == w32 + 1 { g } else { 0.0 };
-            bad |= k > 1 && k.wrapping_sub(w32) > 1;
+        if ow < BLOCK {
+            for j in 0..ow {
+                let (top, bottom) = (&mut r0[2 * j..][..2], &mut r1[2 * j..][..2]);
+                let at = base + 2 * j as u32;
+                bad |= scatter_2x2(dy[j], arg[j], top, bottom, at, w32);
+            }
+            continue;
         }
-        // An odd width leaves a last column no window covers.
-        if w > 2 * ow {
-            r0[w - 1] = 0.0;
-            r1[w - 1] = 0.0;
+        for j in block_starts(ow) {
+            bad |= backward_block(
+                (&dy[j..][..BLOCK]).try_into().expect("BLOCK outputs"),
+                (&arg[j..][..BLOCK]).try_into().expect("BLOCK outputs"),
+                (&mut r0[2 * j..][..2 * BLOCK])
+                    .try_into()
+                    .expect("2 * BLOCK cells"),
+                (&mut r1[2 * j..][..2 * BLOCK])
+                    .try_into()
+                    .expect("2 * BLOCK cells"),
+                base + 2 * j as u32,
+                w32,
+            );
+        }
+    }
+    // An odd width leaves a last column no window covers.
+    if w > 2 * ow {
+        for row in dx[..2 * p.oh * w].chunks_exact_mut(w) {
+            row[w - 1] = 0.0;
         }
     }
     // An odd height leaves a last row no window covers.
@@ -184,6 +242,37 @@ fn backward_2x2_s2(
         return Err(out_of_window(first_bad.map_or(0, |(at, _)| at), p));
     }
     Ok(())
+}
+
+/// Writes one window's four `dx` cells: `g` at the argmax, 0 elsewhere. Returns whether the
+/// argmax lies outside the window (`at` is its top-left offset).
+#[inline(always)]
+fn scatter_2x2(g: f32, arg: u32, top: &mut [f32], bottom: &mut [f32], at: u32, w32: u32) -> bool {
+    // Position of the argmax in the window: 0, 1, w or w + 1.
+    let k = arg.wrapping_sub(at);
+    top[0] = if k == 0 { g } else { 0.0 };
+    top[1] = if k == 1 { g } else { 0.0 };
+    bottom[0] = if k == w32 { g } else { 0.0 };
+    bottom[1] = if k == w32 + 1 { g } else { 0.0 };
+    (k > 1) & (k.wrapping_sub(w32) > 1)
+}
+
+/// `BLOCK` windows of the backward (fixed sizes, vectorised like [`forward_block`]).
+#[inline(always)]
+fn backward_block(
+    dy: &[f32; BLOCK],
+    arg: &[u32; BLOCK],
+    r0: &mut [f32; 2 * BLOCK],
+    r1: &mut [f32; 2 * BLOCK],
+    at: u32,
+    w32: u32,
+) -> bool {
+    let mut bad = false;
+    for j in 0..BLOCK {
+        let (top, bottom) = (&mut r0[2 * j..2 * j + 2], &mut r1[2 * j..2 * j + 2]);
+        bad |= scatter_2x2(dy[j], arg[j], top, bottom, at + 2 * j as u32, w32);
+    }
+    bad
 }
 
 /// One plane, any window: zero fill, then scatter in output order.

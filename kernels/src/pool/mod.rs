@@ -235,6 +235,17 @@ fn check_io(
     check_min_len(out_name, p.output_len(), out_len)
 }
 
+/// Outputs per block of the vectorised row loops (max 2x2 fast path, average horizontal pass). A row is covered by blocks at 0, 8, 16, ... and
+/// a last block ending at the row's end, overlapping the one before (recomputing an output
+/// writes the same values), so short rows like MNIST's 13 outputs need no scalar tail.
+pub(crate) const BLOCK: usize = 8;
+
+/// Starts of the blocks covering `0..len` (`len >= BLOCK`), the last one ending at `len`.
+#[inline(always)]
+pub(crate) fn block_starts(len: usize) -> impl Iterator<Item = usize> {
+    (0..len.div_ceil(BLOCK)).map(move |b| (b * BLOCK).min(len - BLOCK))
+}
+
 /// Below this many elements moved per call, a pooling runs on the calling thread.
 const PARALLEL_MIN_ELEMS: usize = 1 << 16;
 /// Aim for tasks of about this many elements, so rayon's per-task cost stays small.
