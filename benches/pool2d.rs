@@ -7,8 +7,11 @@ use nnkern_kernels::pool::{
 };
 use nnkern_kernels::Backend;
 
-/// (name, max?, [n, c, h, w], kernel, stride, pad) as in ../shared/bench/suite.json.
-const CASES: [(&str, bool, [usize; 4], usize, usize, usize); 2] = [
+/// name, max (else average), [n, c, h, w], kernel, stride, pad.
+type Case = (&'static str, bool, [usize; 4], usize, usize, usize);
+
+/// The pool2d cases of ../shared/bench/suite.json.
+const CASES: [Case; 2] = [
     ("max2_mnist", true, [64, 32, 26, 26], 2, 2, 0),
     ("avg3_resnet", false, [8, 64, 56, 56], 3, 2, 1),
 ];
