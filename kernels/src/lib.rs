@@ -24,6 +24,7 @@ pub mod activation;
 pub mod error;
 pub mod gemm;
 pub mod loss;
+pub mod pool;
 pub mod simd;
 
 pub use activation::{

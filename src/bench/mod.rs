@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod eltwise;
 pub mod gemm;
+pub mod pool2d;
 pub mod softmax_xent;
 
 use nnkern_kernels::Backend;
@@ -163,6 +164,7 @@ pub fn run_case(op: &str, case: &Value, cfg: &Config) -> CaseResult {
         "gemm" => gemm::run(case, cfg),
         "eltwise" => eltwise::run(case, cfg),
         "softmax_xent" => softmax_xent::run(case, cfg),
+        "pool2d" => pool2d::run(case, cfg),
         _ => Err(format!("op `{op}` is not implemented yet")),
     }
 }
