@@ -20,10 +20,12 @@
 //!   results are bitwise identical for 1, 2 or any number of threads.
 //! * BLAS semantics for `beta`: `beta == 0` overwrites the output, NaN included.
 
+pub mod conv;
 pub mod error;
 pub mod gemm;
 pub mod simd;
 
+pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward, Conv2dParams};
 pub use error::KernelError;
 pub use gemm::{gemm, gemm_reference, Gemm, GemmScalar, Transpose};
 
