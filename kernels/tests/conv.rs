@@ -149,7 +149,7 @@ fn check_against_reference(p: &Conv2dParams, c: &Case, got: &[Vec<f32>; 4], who:
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn passes_match_reference(p in params(), seed in 0u64..1000) {
@@ -315,7 +315,7 @@ fn transposed_params() -> impl Strategy<Value = ConvTranspose2dParams> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(40))]
+    #![proptest_config(ProptestConfig::with_cases(192))]
 
     #[test]
     fn transposed_matches_definition(p in transposed_params(), seed in 0u64..1000) {

@@ -76,6 +76,9 @@ pub(crate) fn im2col<T: Float>(p: &Conv2dParams, x: &[T], col: &mut [T], c0: usi
                     let (lo, hi) = t.ow;
                     out[..lo].fill(T::zero());
                     out[hi..].fill(T::zero());
+                    if lo == hi {
+                        continue; // iw0 is meaningless for an empty range
+                    }
                     let out = &mut out[lo..hi];
                     if sw == 1 {
                         out.copy_from_slice(&src[t.iw0..t.iw0 + (hi - lo)]);
@@ -104,6 +107,9 @@ pub(crate) fn col2im<T: Float>(p: &Conv2dParams, col: &[T], dx: &mut [T], c0: us
                 let t = tap(p, r, s);
                 let row = rows.next().expect("col holds nc*r*s rows");
                 let (lo, hi) = t.ow;
+                if lo == hi {
+                    continue; // this tap never lands inside the input
+                }
                 for oh in t.oh.0..t.oh.1 {
                     let ih = t.ih0 + (oh - t.oh.0) * p.stride.0;
                     let dst = &mut plane[ih * p.w..(ih + 1) * p.w];
