@@ -8,6 +8,7 @@
 //! the median of the per-call times is reported.
 
 pub mod cli;
+pub mod conv2d;
 pub mod gemm;
 
 use nnkern_kernels::Backend;
@@ -159,6 +160,7 @@ pub fn case_name(case: &Value) -> String {
 pub fn run_case(op: &str, case: &Value, cfg: &Config) -> CaseResult {
     match op {
         "gemm" => gemm::run(case, cfg),
+        "conv2d" => conv2d::run(case, cfg),
         _ => Err(format!("op `{op}` is not implemented yet")),
     }
 }
