@@ -54,13 +54,20 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], mag: &[f64], len: usize) 
 /// 1x1, non-square, batch 1, and a random chunk cap (several chunks per batch).
 fn params() -> impl Strategy<Value = Conv2dParams> {
     (
-        (1usize..4, 1usize..4, 1usize..4, 0usize..3, 1usize..4),
+        (
+            1usize..4,
+            1usize..4,
+            1usize..4,
+            0usize..3,
+            1usize..4,
+            1usize..40,
+        ),
         (1usize..10, 1usize..10, 1usize..5, 1usize..5),
         (1usize..4, 1usize..4, 1usize..3, 1usize..3),
         (0usize..3, 0usize..3, 0usize..3, 0usize..3),
     )
         .prop_filter_map("invalid shape", |(a, b, c, d)| {
-            let (n, cg, kg, gsel, chunk) = a;
+            let (n, cg, kg, gsel, chunk, tile) = a;
             let (h, w, r, s) = b;
             let (sh, sw, dh, dw) = c;
             // gsel: 0 one group, 1 two groups, 2 depthwise.
@@ -76,7 +83,7 @@ fn params() -> impl Strategy<Value = Conv2dParams> {
                 .groups(groups)
                 .build()
                 .ok()?;
-            Some(p.with_max_chunk(chunk))
+            Some(p.with_max_tile(tile).with_max_chunk(chunk))
         })
 }
 

@@ -2,10 +2,17 @@
 
 use crate::error::{checked_mul, checked_product, KernelError};
 
-/// Upper bound (in f32 elements) the batch chunking aims for: the column buffers of one chunk
-/// of images. A chunk always holds at least one image, so a single huge image may exceed it;
-/// the workspace never grows with the batch size.
-const CHUNK_BUDGET: usize = 1 << 22;
+/// Output positions per GEMM call the im2col paths aim for: the column tile
+/// `[c*r*s, TILE_TARGET]` then stays in L2 between im2col and the GEMM that reads it, and the
+/// GEMM's N is wide enough for its micro-kernel.
+const TILE_TARGET: usize = 512;
+/// Upper bound (f32 elements) of one column tile; very deep `c*r*s` gets narrower tiles.
+const TILE_BUDGET: usize = 1 << 20;
+/// Tasks in flight per wave, each with its own slot of workspace (fixed, never the thread
+/// count, so results do not depend on it).
+const MAX_SLOTS: usize = 8;
+/// Upper bound (f32 elements) of the workspace when more than one slot is used.
+const WS_BUDGET: usize = 1 << 22;
 
 /// A validated 2D convolution: input `[n, c, h, w]`, weight `[k, c / groups, r, s]`, output
 /// `[n, k, oh, ow]`, all NCHW row-major (the PyTorch convention).
@@ -29,8 +36,22 @@ pub struct Conv2dParams {
     pub(crate) groups: usize,
     pub(crate) oh: usize,
     pub(crate) ow: usize,
-    /// Images per chunk of the im2col paths (fixed by the shape, never by the thread count).
-    pub(crate) chunk: usize,
+    /// Execution plan of the im2col paths (fixed by the shape, never by the thread count).
+    pub(crate) plan: Plan,
+}
+
+/// How the im2col paths split the work: tasks of `ipt` whole images (one column tile of
+/// `ipt * oh * ow` positions) or, when an image has more than `tile` positions, tasks of one
+/// image walked in column tiles of at most `tile` positions; `slots` tasks run per wave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Plan {
+    pub(crate) ipt: usize,
+    pub(crate) tile: usize,
+    pub(crate) slots: usize,
+    /// Per slot: column tile, gathered-output tile, partial weight gradient.
+    pub(crate) col_len: usize,
+    pub(crate) buf_len: usize,
+    pub(crate) part_len: usize,
 }
 
 /// Builder of [`Conv2dParams`]; every setter changes one field, [`build`](Self::build)
@@ -127,15 +148,20 @@ impl Conv2dBuilder {
             groups: b.groups,
             oh,
             ow,
-            chunk: 1,
+            plan: Plan {
+                ipt: 1,
+                tile: 1,
+                slots: 1,
+                col_len: 0,
+                buf_len: 0,
+                part_len: 0,
+            },
         };
         // Every buffer size the passes compute must fit (checked once, here).
         checked_product("x", &[b.n, b.c, b.h, b.w])?;
         checked_product("y", &[b.n, b.k, oh, ow])?;
         checked_product("weight", &[b.k, b.c / b.groups, b.r, b.s])?;
-        let per_image = p.per_image_workspace()?;
-        p.chunk = (CHUNK_BUDGET / per_image).clamp(1, b.n.max(1));
-        checked_mul("workspace", p.chunk, per_image)?;
+        p.plan = plan(&p, usize::MAX)?;
         Ok(p)
     }
 }
@@ -167,6 +193,59 @@ fn out_dim(
         return Err(invalid(arg, what));
     }
     Ok((padded - span) / stride + 1)
+}
+
+/// Chooses the tiling of the im2col paths (see [`Plan`]).
+fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
+    let ohw = checked_mul("y", p.oh, p.ow)?;
+    let crs = checked_product("workspace", &[p.c, p.r, p.s])?;
+    let target = (TILE_BUDGET / crs)
+        .clamp(16, TILE_TARGET)
+        .min(max_tile.max(1));
+    let (ipt, tile) = if ohw <= target && !p.is_pointwise() {
+        let ipt = (target / ohw).clamp(1, p.n.max(1));
+        (ipt, ipt * ohw)
+    } else {
+        let tiles = ohw.div_ceil(target);
+        (1, ohw.div_ceil(tiles))
+    };
+    let col_len = if p.is_pointwise() {
+        0
+    } else {
+        checked_mul("workspace", crs, tile)?
+    };
+    let buf_len = if ipt > 1 {
+        checked_mul("workspace", p.k, tile)?
+    } else {
+        0
+    };
+    let part_len = p.weight_len();
+    if p.is_depthwise() {
+        // The direct depthwise kernels need no workspace.
+        return Ok(Plan {
+            ipt: 1,
+            tile: ohw.max(1),
+            slots: 1,
+            col_len: 0,
+            buf_len: 0,
+            part_len: 0,
+        });
+    }
+    let slot = col_len
+        .checked_add(buf_len)
+        .and_then(|v| v.checked_add(part_len))
+        .ok_or(KernelError::Overflow { arg: "workspace" })?;
+    let tasks = p.n.div_ceil(ipt).max(1);
+    let slots = (WS_BUDGET / slot.max(1)).clamp(1, MAX_SLOTS.min(tasks));
+    checked_mul("workspace", slots, slot)?;
+    Ok(Plan {
+        ipt,
+        tile,
+        slots,
+        col_len,
+        buf_len,
+        part_len,
+    })
 }
 
 impl Conv2dParams {
@@ -228,18 +307,28 @@ impl Conv2dParams {
         }
     }
 
-    /// The same convolution processing at most `images` images per chunk (at least one):
-    /// a smaller [`workspace_len`](Self::workspace_len) for memory-tight callers. It can only
-    /// shrink the chunk the descriptor chose. Results do not depend on the chunk except for
-    /// the rounding of the weight gradient's batch sum.
+    /// The same convolution with at most `images` images in flight at once (but at least one
+    /// task): a smaller [`workspace_len`](Self::workspace_len) for memory-tight callers, at
+    /// the cost of less parallelism. It can only shrink what the descriptor chose; results are
+    /// identical.
     pub fn with_max_chunk(mut self, images: usize) -> Self {
-        self.chunk = self.chunk.min(images.max(1));
+        self.plan.slots = self.plan.slots.min(images / self.plan.ipt).max(1);
         self
     }
 
-    /// Images per chunk of the im2col paths.
+    /// The same convolution with column tiles of at most `positions` output positions (at
+    /// least one): less workspace, more GEMM calls. Results may differ from the default
+    /// tiling only in the rounding of the weight gradient.
+    pub fn with_max_tile(mut self, positions: usize) -> Self {
+        if let Ok(pl) = plan(&self, positions) {
+            self.plan = pl;
+        }
+        self
+    }
+
+    /// Images in flight at once in the im2col paths (a function of the shape only).
     pub fn chunk(&self) -> usize {
-        self.chunk
+        self.plan.slots * self.plan.ipt
     }
 
     /// Batch size.
@@ -326,22 +415,15 @@ impl Conv2dParams {
     }
 
     /// f32 elements of workspace every pass of every backend needs (the slices passed as `ws`
-    /// may be longer). Bounded: the batch is processed in chunks of images, so this does not
-    /// grow with the batch size beyond the chunk. Zero for the reference backend's needs.
+    /// may be longer). Bounded: the batch is processed a few tasks at a time, each with its
+    /// own column tile of at most 512 output positions, so this does not grow with the batch
+    /// size or the image size beyond that.
     pub fn workspace_len(&self) -> usize {
-        self.chunk * self.per_image_workspace().unwrap_or(0)
+        self.plan.slots * self.slot_len()
     }
 
-    /// Per image of a chunk: the column matrix `[c*r*s, oh*ow]` and a partial weight
-    /// gradient `[k, c/groups*r*s]`.
-    fn per_image_workspace(&self) -> Result<usize, KernelError> {
-        let col = checked_product("workspace", &[self.c, self.r, self.s, self.oh, self.ow])?;
-        let dw = checked_product("workspace", &[self.k, self.c / self.groups, self.r, self.s])?;
-        col.checked_add(dw)
-            .ok_or(KernelError::Overflow { arg: "workspace" })
-    }
-
-    pub(crate) fn col_len(&self) -> usize {
-        self.c * self.r * self.s * self.oh * self.ow
+    /// Workspace elements of one task slot.
+    pub(crate) fn slot_len(&self) -> usize {
+        self.plan.col_len + self.plan.buf_len + self.plan.part_len
     }
 }
