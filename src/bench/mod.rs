@@ -8,6 +8,7 @@
 //! the median of the per-call times is reported.
 
 pub mod cli;
+pub mod conv2d;
 pub mod eltwise;
 pub mod gemm;
 pub mod pool2d;
@@ -165,6 +166,7 @@ pub fn run_case(op: &str, case: &Value, cfg: &Config) -> CaseResult {
         "eltwise" => eltwise::run(case, cfg),
         "softmax_xent" => softmax_xent::run(case, cfg),
         "pool2d" => pool2d::run(case, cfg),
+        "conv2d" => conv2d::run(case, cfg),
         _ => Err(format!("op `{op}` is not implemented yet")),
     }
 }
