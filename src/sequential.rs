@@ -22,7 +22,8 @@ impl Sequential {
         Sequential::default()
     }
 
-    /// Appends a layer (builder style).
+    /// Appends a layer (builder style; Keras' name, hence the lint exception).
+    #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, layer: impl Layer + 'static) -> Sequential {
         self.push(Box::new(layer));
         self
