@@ -44,8 +44,9 @@ fn opt_bits(opt: &Optimizer) -> Vec<u32> {
         .collect()
 }
 
+/// A path in a directory of its own per file name (tests run in parallel).
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nnkern-ckpt-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("nnkern-ckpt-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
