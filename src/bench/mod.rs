@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod gemm;
+pub mod train_step;
 
 use nnkern_kernels::Backend;
 use serde::Serialize;
@@ -159,6 +160,7 @@ pub fn case_name(case: &Value) -> String {
 pub fn run_case(op: &str, case: &Value, cfg: &Config) -> CaseResult {
     match op {
         "gemm" => gemm::run(case, cfg),
+        "train_step" => train_step::run(case, cfg),
         _ => Err(format!("op `{op}` is not implemented yet")),
     }
 }

@@ -101,35 +101,84 @@ impl<R: Rule> SimdFn<f32> for Leaf<'_, R> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
-        let n = self.p.len();
-        let used = self.rule.uses();
-        let pp = self.p.as_mut_ptr();
-        let gp = self.g.as_ptr();
-        let [s0, s1, s2] = self.s;
-        let sp = [s0.as_mut_ptr(), s1.as_mut_ptr(), s2.as_mut_ptr()];
-        let mut i = 0;
-        while i < n {
-            let w = (n - i).min(V::LANES);
-            // SAFETY: `i + w <= n`; `p` and `g` have length `n`, and so has every used state
-            // slice (checked by the public entry points); unused ones are never dereferenced.
-            unsafe {
-                let p = load::<V>(pp.add(i), w);
-                let g = load::<V>(gp.add(i), w);
-                let mut s = [V::zero(); 3];
-                for k in 0..3 {
-                    if used[k] {
-                        s[k] = load::<V>(sp[k].add(i), w);
-                    }
-                }
-                let p = self.rule.apply(p, g, &mut s);
-                store(p, pp.add(i), w);
-                for k in 0..3 {
-                    if used[k] {
-                        store(s[k], sp[k].add(i), w);
-                    }
-                }
+        // One monomorphised loop per set of used state slots, so the loop body has no
+        // per-element branches and unused slots cost nothing.
+        match self.rule.uses() {
+            [true, true, true] => body::<V, R, true, true, true>(self),
+            [true, true, false] => body::<V, R, true, true, false>(self),
+            [true, false, true] => body::<V, R, true, false, true>(self),
+            [true, false, false] => body::<V, R, true, false, false>(self),
+            _ => body::<V, R, false, false, false>(self),
+        }
+    }
+}
+
+/// The update loop with slots `U0..U2` used: full vectors, then one partial tail.
+#[inline(always)]
+fn body<V: Vector<Elem = f32>, R: Rule, const U0: bool, const U1: bool, const U2: bool>(
+    leaf: Leaf<'_, R>,
+) {
+    let n = leaf.p.len();
+    let [s0, s1, s2] = leaf.s;
+    let ptrs = Ptrs {
+        p: leaf.p.as_mut_ptr(),
+        g: leaf.g.as_ptr(),
+        s: [s0.as_mut_ptr(), s1.as_mut_ptr(), s2.as_mut_ptr()],
+    };
+    let full = n - n % V::LANES;
+    let mut i = 0;
+    while i < full {
+        // SAFETY: `i + LANES <= n`, and every slice used has length `n` (checked by the
+        // public entry points); unused state slices are never dereferenced.
+        unsafe { update_at::<V, R, U0, U1, U2>(&leaf.rule, &ptrs, i, V::LANES) };
+        i += V::LANES;
+    }
+    if full < n {
+        // SAFETY: as above, for the `n - full < LANES` tail elements.
+        unsafe { update_at::<V, R, U0, U1, U2>(&leaf.rule, &ptrs, full, n - full) };
+    }
+}
+
+struct Ptrs {
+    p: *mut f32,
+    g: *const f32,
+    s: [*mut f32; 3],
+}
+
+/// Updates elements `i..i + w` (`w <= LANES`).
+///
+/// # Safety
+/// Every pointer used is valid for reads and writes of elements `i..i + w`.
+#[inline(always)]
+unsafe fn update_at<
+    V: Vector<Elem = f32>,
+    R: Rule,
+    const U0: bool,
+    const U1: bool,
+    const U2: bool,
+>(
+    rule: &R,
+    ptrs: &Ptrs,
+    i: usize,
+    w: usize,
+) {
+    let used = [U0, U1, U2];
+    // SAFETY: the caller guarantees elements `i..i + w` of every used pointer.
+    unsafe {
+        let p = load::<V>(ptrs.p.add(i), w);
+        let g = load::<V>(ptrs.g.add(i), w);
+        let mut s = [V::zero(); 3];
+        for k in 0..3 {
+            if used[k] {
+                s[k] = load::<V>(ptrs.s[k].add(i), w);
             }
-            i += w;
+        }
+        let p = rule.apply(p, g, &mut s);
+        store(p, ptrs.p.add(i), w);
+        for k in 0..3 {
+            if used[k] {
+                store(s[k], ptrs.s[k].add(i), w);
+            }
         }
     }
 }
