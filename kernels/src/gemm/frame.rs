@@ -77,15 +77,15 @@ pub(super) fn gemm_f64(g: &Gemm<f64>, l: Layout, a: &[f64], b: &[f64], c: &mut [
     }
 }
 
-/// A pointer into C (or B) shared by tasks; tasks write disjoint tiles of C.
+/// A pointer to C shared by tasks that write disjoint tiles of it.
 #[derive(Clone, Copy)]
-struct SharedC<T>(*mut T);
+struct SharedPtr<T>(*mut T);
 // SAFETY: tasks write disjoint blocks of C (distinct row blocks or column chunks), and the
 // owning `&mut [T]` outlives every task (they all finish inside `run`).
-unsafe impl<T: Send> Send for SharedC<T> {}
-unsafe impl<T: Send> Sync for SharedC<T> {}
+unsafe impl<T: Send> Send for SharedPtr<T> {}
+unsafe impl<T: Send> Sync for SharedPtr<T> {}
 
-impl<T> SharedC<T> {
+impl<T> SharedPtr<T> {
     // A method, so closures capture the whole wrapper (which is Sync), not its raw field.
     fn get(self) -> *mut T {
         self.0
@@ -101,129 +101,285 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
         scale_c(g.beta, c, m, n, l.ldc);
         return;
     }
-    let threads = if 2 * m * n * k < PAR_MIN_FLOPS {
-        1
-    } else {
-        rayon::current_num_threads()
-    };
-    let a_op = Operand {
-        data: a,
-        ld: l.lda,
-        trans: g.trans_a,
-    };
-    let b_op = Operand {
-        data: b,
-        ld: l.ldb,
-        trans: g.trans_b,
-    };
-    let c_ptr = SharedC(c.as_mut_ptr());
-
     // Balanced blocks: equal K blocks (a 288-deep product runs as 144 + 144, not 256 + 32),
     // and equal row blocks rounded to MR. Both depend on the shape only, never on threads.
     let kc_max = k.div_ceil(k.div_ceil(K::KC));
     let row_blocks = m.div_ceil(K::MC);
     let mc_max = m.div_ceil(row_blocks).div_ceil(K::MR) * K::MR;
-    let row_blocks = m.div_ceil(mc_max);
-    // With a single row block every B panel is used once per row panel straight from L1, so
-    // a row-major B is read in place instead of packed (packing would cost as much as the
-    // arithmetic for skinny products); only a partial last panel is packed.
-    let b_in_place = row_blocks == 1 && g.trans_b == Transpose::No;
-
-    let b_len = if b_in_place {
-        kc_max * K::NR
-    } else {
-        kc_max * K::NC.min(n.div_ceil(K::NR) * K::NR)
+    let p = Plan {
+        g,
+        a: Operand {
+            data: a,
+            ld: l.lda,
+            trans: g.trans_a,
+        },
+        b: Operand {
+            data: b,
+            ld: l.ldb,
+            trans: g.trans_b,
+        },
+        c: SharedPtr(c.as_mut_ptr()),
+        ldc: l.ldc,
+        threads: if 2 * m * n * k < PAR_MIN_FLOPS {
+            1
+        } else {
+            rayon::current_num_threads()
+        },
+        kc_max,
+        mc_max,
+        row_blocks: m.div_ceil(mc_max),
     };
+    if p.row_blocks == 1 && mc_max * k <= SKINNY_A_MAX {
+        run_skinny::<T, K>(&p)
+    } else {
+        run_blocked::<T, K>(&p)
+    }
+}
+
+/// Below this many elements, a single-row-block A is packed whole, once per call.
+const SKINNY_A_MAX: usize = 1 << 20;
+
+/// One call's shape and blocking.
+struct Plan<'a, T> {
+    g: &'a Gemm<T>,
+    a: Operand<'a, T>,
+    b: Operand<'a, T>,
+    c: SharedPtr<T>,
+    ldc: usize,
+    threads: usize,
+    kc_max: usize,
+    mc_max: usize,
+    row_blocks: usize,
+}
+
+impl<T: PackCache> Plan<'_, T> {
+    /// Splits `n_panels` column panels into chunks of at most `max_panels`, and into at least
+    /// `TASKS_PER_THREAD * threads / row_blocks` chunks when threads > 1.
+    fn column_chunks(&self, n_panels: usize, max_panels: usize) -> (usize, usize) {
+        let want = if self.threads == 1 {
+            1
+        } else {
+            (TASKS_PER_THREAD * self.threads).div_ceil(self.row_blocks)
+        };
+        let chunk_panels = n_panels.div_ceil(want.clamp(1, n_panels)).min(max_panels);
+        (chunk_panels, n_panels.div_ceil(chunk_panels))
+    }
+
+    /// Runs `task(0..tasks)`, in parallel when the call is big enough.
+    fn for_each_task(&self, tasks: usize, task: impl Fn(usize) + Sync + Send) {
+        if self.threads == 1 || tasks == 1 {
+            (0..tasks).for_each(task);
+        } else {
+            (0..tasks).into_par_iter().for_each(task);
+        }
+    }
+
+    /// Runs the macro-kernel on rows `i0..i0+mc`, columns `j0..j0+ncols` of C for the K block
+    /// at `pc` (beta applies on the first K block only).
+    ///
+    /// # Safety
+    /// `a_pack` holds the packed `mc x kc` block; `bp` covers `kc x ncols`; no other task
+    /// writes this block of C.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn macro_block<K: GemmKernel<T>>(
+        &self,
+        a_pack: &[T],
+        bp: BPanels<T>,
+        pc: usize,
+        kc: usize,
+        i0: usize,
+        mc: usize,
+        j0: usize,
+        ncols: usize,
+    ) {
+        let args = MacroArgs {
+            kc,
+            a: a_pack.as_ptr(),
+            b: bp.base,
+            b_panel: bp.panel,
+            b_row: bp.row,
+            b_edge: bp.edge,
+            m: mc,
+            n: ncols,
+            // SAFETY: (i0, j0) is inside the validated C (i0 < m, j0 < n).
+            c: unsafe { self.c.get().add(i0 * self.ldc + j0) },
+            ldc: self.ldc,
+            alpha: self.g.alpha,
+            beta: if pc == 0 { self.g.beta } else { T::one() },
+        };
+        // SAFETY: the caller's contract.
+        unsafe { K::run(&args) }
+    }
+}
+
+/// Where the B panels of one K block and column range are.
+#[derive(Clone, Copy)]
+struct BPanels<T> {
+    base: *const T,
+    panel: usize,
+    row: usize,
+    edge: *const T,
+}
+
+/// B panels for depths `pc..pc+kc`, columns `j0..j0+ncols`: read in place from a row-major B
+/// (only a partial last panel is packed, into `buf`), or packed whole into `buf`.
+fn b_panels<T: PackCache, K: GemmKernel<T>>(
+    b: Operand<'_, T>,
+    pc: usize,
+    kc: usize,
+    j0: usize,
+    ncols: usize,
+    buf: &mut [T],
+    threads: usize,
+) -> BPanels<T> {
+    let panel_len = kc * K::NR;
+    if b.trans == Transpose::No {
+        let full = ncols / K::NR * K::NR;
+        let edge = if full < ncols {
+            pack_b(
+                b,
+                K::NR,
+                pc,
+                kc,
+                j0 + full,
+                ncols - full,
+                &mut buf[..panel_len],
+            );
+            buf.as_ptr()
+        } else {
+            std::ptr::null()
+        };
+        // Index pc * ldb + j0 is inside B (pc < k, j0 < n).
+        BPanels {
+            base: b.data[pc * b.ld + j0..].as_ptr(),
+            panel: K::NR,
+            row: b.ld,
+            edge,
+        }
+    } else {
+        let n_panels = ncols.div_ceil(K::NR);
+        pack_b_block::<T, K>(
+            b,
+            pc,
+            kc,
+            j0,
+            ncols,
+            &mut buf[..n_panels * panel_len],
+            threads,
+        );
+        BPanels {
+            base: buf.as_ptr(),
+            panel: panel_len,
+            row: K::NR,
+            edge: std::ptr::null(),
+        }
+    }
+}
+
+/// One row block (m <= MC): A is packed whole once; threads split the columns and run the
+/// whole K loop each, with B read in place when it is row-major (every B panel is then used
+/// by all row panels straight from L1, so packing it would cost as much as the arithmetic).
+/// One fork-join per call.
+fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
+    let (m, n, k) = (p.g.m, p.g.n, p.g.k);
+    let mp = m.div_ceil(K::MR) * K::MR;
+    with_scratch(T::cache_a(), mp * k, |a_pack| {
+        for pc in (0..k).step_by(p.kc_max) {
+            let kc = p.kc_max.min(k - pc);
+            pack_a(
+                p.a,
+                K::MR,
+                0,
+                m,
+                pc,
+                kc,
+                &mut a_pack[pc * mp..(pc + kc) * mp],
+            );
+        }
+        let a_pack = &*a_pack;
+        let n_panels = n.div_ceil(K::NR);
+        let (chunk_panels, chunks) = p.column_chunks(n_panels, K::NC / K::NR);
+        p.for_each_task(chunks, |cc| {
+            let j0 = cc * chunk_panels * K::NR;
+            let ncols = (chunk_panels * K::NR).min(n - j0);
+            let b_len = p.kc_max * ncols.div_ceil(K::NR) * K::NR;
+            with_scratch(T::cache_b(), b_len, |b_pack| {
+                for pc in (0..k).step_by(p.kc_max) {
+                    let kc = p.kc_max.min(k - pc);
+                    let bp = b_panels::<T, K>(p.b, pc, kc, j0, ncols, b_pack, 1);
+                    // SAFETY: A block pc is packed (mp x kc); bp covers kc x ncols; this task
+                    // alone writes columns j0..j0+ncols of C.
+                    unsafe { p.macro_block::<K>(&a_pack[pc * mp..], bp, pc, kc, 0, m, j0, ncols) };
+                }
+            });
+        });
+    });
+}
+
+/// The general case: for each (NC, KC) block, B is packed once and shared; tasks are
+/// (row block) x (column chunk) pairs, each packing its own A block in its worker's cache.
+fn run_blocked<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
+    let (m, n, k) = (p.g.m, p.g.n, p.g.k);
+    let b_len = p.kc_max * K::NC.min(n.div_ceil(K::NR) * K::NR);
     with_scratch(T::cache_b(), b_len, |b_pack| {
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             let n_panels = nc.div_ceil(K::NR);
-            for pc in (0..k).step_by(kc_max) {
-                let kc = kc_max.min(k - pc);
-                let panel_len = kc * K::NR;
-                let (b_base, b_panel, b_row, b_edge) = if b_in_place {
-                    let full = nc / K::NR * K::NR;
-                    let edge = if full < nc {
-                        pack_b(
-                            b_op,
-                            K::NR,
-                            pc,
-                            kc,
-                            jc + full,
-                            nc - full,
-                            &mut b_pack[..panel_len],
-                        );
-                        b_pack.as_ptr()
-                    } else {
-                        std::ptr::null()
-                    };
-                    // Index pc * ldb + jc is inside B (pc < k, jc < n).
-                    (b[pc * l.ldb + jc..].as_ptr(), K::NR, l.ldb, edge)
-                } else {
-                    pack_b_block::<T, K>(
-                        b_op,
-                        pc,
-                        kc,
-                        jc,
-                        nc,
-                        &mut b_pack[..n_panels * panel_len],
-                        threads,
-                    );
-                    (b_pack.as_ptr(), panel_len, K::NR, std::ptr::null())
+            let (chunk_panels, col_chunks) = p.column_chunks(n_panels, n_panels);
+            for pc in (0..k).step_by(p.kc_max) {
+                let kc = p.kc_max.min(k - pc);
+                // Packed whole: every panel is reused by several row blocks.
+                pack_b_block::<T, K>(
+                    p.b,
+                    pc,
+                    kc,
+                    jc,
+                    nc,
+                    &mut b_pack[..n_panels * kc * K::NR],
+                    p.threads,
+                );
+                let bp = BPanels {
+                    base: b_pack.as_ptr(),
+                    panel: kc * K::NR,
+                    row: K::NR,
+                    edge: std::ptr::null(),
                 };
-                let b_ptrs = SharedC(b_base as *mut T);
-                let b_edge = SharedC(b_edge as *mut T);
-                let beta = if pc == 0 { g.beta } else { T::one() };
-
-                // Tasks: row blocks x column chunks, at least TASKS_PER_THREAD per thread
-                // when the shape allows.
-                let want_chunks = (TASKS_PER_THREAD * threads).div_ceil(row_blocks);
-                let chunk_panels = if threads == 1 {
-                    n_panels
-                } else {
-                    n_panels.div_ceil(want_chunks.clamp(1, n_panels))
-                };
-                let col_chunks = n_panels.div_ceil(chunk_panels);
-                let task = |t: usize| {
+                let bp = SharedPanels(bp);
+                p.for_each_task(p.row_blocks * col_chunks, |t| {
+                    let bp = bp.get();
                     let (rb, cc) = (t / col_chunks, t % col_chunks);
-                    let i0 = rb * mc_max;
-                    let mc = mc_max.min(m - i0);
-                    let p0 = cc * chunk_panels;
-                    let j0 = p0 * K::NR;
+                    let i0 = rb * p.mc_max;
+                    let mc = p.mc_max.min(m - i0);
+                    let j0 = cc * chunk_panels * K::NR;
                     let ncols = (chunk_panels * K::NR).min(nc - j0);
+                    let bp = BPanels {
+                        base: bp.base.wrapping_add(cc * chunk_panels * bp.panel),
+                        ..bp
+                    };
                     with_scratch(T::cache_a(), mc.div_ceil(K::MR) * K::MR * kc, |a_pack| {
-                        pack_a(a_op, K::MR, i0, mc, pc, kc, a_pack);
-                        let args = MacroArgs {
-                            kc,
-                            a: a_pack.as_ptr(),
-                            b: b_ptrs.get().wrapping_add(p0 * b_panel),
-                            b_panel,
-                            b_row,
-                            b_edge: b_edge.get(),
-                            m: mc,
-                            n: ncols,
-                            // SAFETY: (i0, jc + j0) is inside C: i0 < m, jc + j0 < n.
-                            c: unsafe { c_ptr.get().add(i0 * l.ldc + jc + j0) },
-                            ldc: l.ldc,
-                            alpha: g.alpha,
-                            beta,
-                        };
-                        // SAFETY: packed A covers mc x kc; B panels cover kc x ncols (packed,
-                        // or in place within the validated B with its edge panel packed); the
-                        // mc x ncols block of C is inside the validated C and no other task
-                        // writes it.
-                        unsafe { K::run(&args) };
+                        pack_a(p.a, K::MR, i0, mc, pc, kc, a_pack);
+                        // SAFETY: A is packed (mc x kc), B panels cover kc x nc; this task
+                        // alone writes rows i0..i0+mc, columns jc+j0..jc+j0+ncols of C.
+                        unsafe { p.macro_block::<K>(a_pack, bp, pc, kc, i0, mc, jc + j0, ncols) };
                     });
-                };
-                let tasks = row_blocks * col_chunks;
-                if threads == 1 || tasks == 1 {
-                    (0..tasks).for_each(task);
-                } else {
-                    (0..tasks).into_par_iter().for_each(task);
-                }
+                });
             }
         }
     });
+}
+
+/// Packed B panels shared read-only by the tasks of one K block.
+#[derive(Clone, Copy)]
+struct SharedPanels<T>(BPanels<T>);
+// SAFETY: the panels are only read while the tasks run, and outlive them.
+unsafe impl<T: Sync> Send for SharedPanels<T> {}
+unsafe impl<T: Sync> Sync for SharedPanels<T> {}
+
+impl<T> SharedPanels<T> {
+    // A method, so closures capture the whole wrapper, not its raw fields.
+    fn get(self) -> BPanels<T> {
+        self.0
+    }
 }
 
 /// Packs the K x N block of B, in parallel over panel chunks when there is enough of it.
