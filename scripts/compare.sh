@@ -19,9 +19,10 @@ d = collections.defaultdict(list)
 for line in sys.stdin:
     r = json.loads(line); d[(r["case"], r["pass"], r["backend"])].append((r["gflops"] or r["gbps"], r["median_ms"]))
 keys = sorted({(c, p) for c, p, _ in d}, key=lambda x: x)
-print("%-18s %-16s %9s %9s %6s  (median over rounds; ms native / openblas)" % ("case", "pass", "native", "openblas", "ratio"))
+print("%-18s %-16s %9s %9s %6s %9s %9s %6s  (median, then best over rounds)" % ("case", "pass", "native", "openblas", "ratio", "best_nat", "best_obl", "ratio"))
 for c, p in keys:
     n = st.median(x for x, _ in d[(c, p, "native")]); o = st.median(x for x, _ in d.get((c, p, "openblas"), [(float("nan"), 0)]))
     nm = st.median(y for _, y in d[(c, p, "native")]); om = st.median(y for _, y in d.get((c, p, "openblas"), [(0, float("nan"))]))
-    print(f"{c:18} {p:16} {n:9.1f} {o:9.1f} {n/o:6.2f}  {nm:.4g} / {om:.4g}")
+    bn = max(x for x, _ in d[(c, p, "native")]); bo = max(x for x, _ in d.get((c, p, "openblas"), [(float("nan"), 0)]))
+    print(f"{c:18} {p:16} {n:9.1f} {o:9.1f} {n/o:6.2f} {bn:9.1f} {bo:9.1f} {bn/bo:6.2f}")
 '

@@ -8,7 +8,9 @@
 //! the median of the per-call times is reported.
 
 pub mod cli;
+pub mod eltwise;
 pub mod gemm;
+pub mod softmax_xent;
 pub mod train_step;
 
 use nnkern_kernels::Backend;
@@ -160,6 +162,8 @@ pub fn case_name(case: &Value) -> String {
 pub fn run_case(op: &str, case: &Value, cfg: &Config) -> CaseResult {
     match op {
         "gemm" => gemm::run(case, cfg),
+        "eltwise" => eltwise::run(case, cfg),
+        "softmax_xent" => softmax_xent::run(case, cfg),
         "train_step" => train_step::run(case, cfg),
         _ => Err(format!("op `{op}` is not implemented yet")),
     }

@@ -14,7 +14,7 @@
 
 use super::kernels::{GemmKernel, MacroArgs};
 use super::pack::{pack_a, pack_b, with_scratch, Operand};
-use super::{Gemm, Layout, Transpose};
+use super::{Gemm, Layout};
 use crate::simd::Isa;
 use num_traits::Float;
 use rayon::prelude::*;
@@ -139,6 +139,9 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
 /// Below this many elements, a single-row-block A is packed whole, once per call.
 const SKINNY_A_MAX: usize = 1 << 20;
 
+/// Bytes of B a skinny task packs at a time (stays in L2 beside the packed A).
+const SKINNY_B_BYTES: usize = 192 << 10;
+
 /// One call's shape and blocking.
 struct Plan<'a, T> {
     g: &'a Gemm<T>,
@@ -178,13 +181,13 @@ impl<T: PackCache> Plan<'_, T> {
     /// at `pc` (beta applies on the first K block only).
     ///
     /// # Safety
-    /// `a_pack` holds the packed `mc x kc` block; `bp` covers `kc x ncols`; no other task
-    /// writes this block of C.
+    /// `a_pack` holds the packed `mc x kc` block, `b_pack` the packed `kc x ncols` panels; no
+    /// other task writes this block of C.
     #[allow(clippy::too_many_arguments)]
     unsafe fn macro_block<K: GemmKernel<T>>(
         &self,
         a_pack: &[T],
-        bp: BPanels<T>,
+        b_pack: &[T],
         pc: usize,
         kc: usize,
         i0: usize,
@@ -195,10 +198,7 @@ impl<T: PackCache> Plan<'_, T> {
         let args = MacroArgs {
             kc,
             a: a_pack.as_ptr(),
-            b: bp.base,
-            b_panel: bp.panel,
-            b_row: bp.row,
-            b_edge: bp.edge,
+            b: b_pack.as_ptr(),
             m: mc,
             n: ncols,
             // SAFETY: (i0, j0) is inside the validated C (i0 < m, j0 < n).
@@ -212,74 +212,10 @@ impl<T: PackCache> Plan<'_, T> {
     }
 }
 
-/// Where the B panels of one K block and column range are.
-#[derive(Clone, Copy)]
-struct BPanels<T> {
-    base: *const T,
-    panel: usize,
-    row: usize,
-    edge: *const T,
-}
-
-/// B panels for depths `pc..pc+kc`, columns `j0..j0+ncols`: read in place from a row-major B
-/// (only a partial last panel is packed, into `buf`), or packed whole into `buf`.
-fn b_panels<T: PackCache, K: GemmKernel<T>>(
-    b: Operand<'_, T>,
-    pc: usize,
-    kc: usize,
-    j0: usize,
-    ncols: usize,
-    buf: &mut [T],
-    threads: usize,
-) -> BPanels<T> {
-    let panel_len = kc * K::NR;
-    if b.trans == Transpose::No {
-        let full = ncols / K::NR * K::NR;
-        let edge = if full < ncols {
-            pack_b(
-                b,
-                K::NR,
-                pc,
-                kc,
-                j0 + full,
-                ncols - full,
-                &mut buf[..panel_len],
-            );
-            buf.as_ptr()
-        } else {
-            std::ptr::null()
-        };
-        // Index pc * ldb + j0 is inside B (pc < k, j0 < n).
-        BPanels {
-            base: b.data[pc * b.ld + j0..].as_ptr(),
-            panel: K::NR,
-            row: b.ld,
-            edge,
-        }
-    } else {
-        let n_panels = ncols.div_ceil(K::NR);
-        pack_b_block::<T, K>(
-            b,
-            pc,
-            kc,
-            j0,
-            ncols,
-            &mut buf[..n_panels * panel_len],
-            threads,
-        );
-        BPanels {
-            base: buf.as_ptr(),
-            panel: panel_len,
-            row: K::NR,
-            edge: std::ptr::null(),
-        }
-    }
-}
-
 /// One row block (m <= MC): A is packed whole once; threads split the columns and run the
-/// whole K loop each, with B read in place when it is row-major (every B panel is then used
-/// by all row panels straight from L1, so packing it would cost as much as the arithmetic).
-/// One fork-join per call.
+/// whole K loop each, packing a few B panels at a time just before the row panels use them
+/// (each B element is used by this one row block only, so a shared packed B block would only
+/// add traffic). One fork-join per call.
 fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
     let (m, n, k) = (p.g.m, p.g.n, p.g.k);
     let mp = m.div_ceil(K::MR) * K::MR;
@@ -298,18 +234,26 @@ fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
         }
         let a_pack = &*a_pack;
         let n_panels = n.div_ceil(K::NR);
-        let (chunk_panels, chunks) = p.column_chunks(n_panels, K::NC / K::NR);
+        let (chunk_panels, chunks) = p.column_chunks(n_panels, n_panels);
         p.for_each_task(chunks, |cc| {
             let j0 = cc * chunk_panels * K::NR;
-            let ncols = (chunk_panels * K::NR).min(n - j0);
-            let b_len = p.kc_max * ncols.div_ceil(K::NR) * K::NR;
-            with_scratch(T::cache_b(), b_len, |b_pack| {
-                for pc in (0..k).step_by(p.kc_max) {
-                    let kc = p.kc_max.min(k - pc);
-                    let bp = b_panels::<T, K>(p.b, pc, kc, j0, ncols, b_pack, 1);
-                    // SAFETY: A block pc is packed (mp x kc); bp covers kc x ncols; this task
-                    // alone writes columns j0..j0+ncols of C.
-                    unsafe { p.macro_block::<K>(&a_pack[pc * mp..], bp, pc, kc, 0, m, j0, ncols) };
+            let j1 = (j0 + chunk_panels * K::NR).min(n);
+            // B is packed a few panels at a time, sized to stay in L2 beside the packed A.
+            let panels = (SKINNY_B_BYTES / (p.kc_max * K::NR * std::mem::size_of::<T>())).max(1);
+            let step = K::NR * panels;
+            with_scratch(T::cache_b(), p.kc_max * step, |b_pack| {
+                // Columns outermost: the m x step block of C stays in cache across K blocks.
+                for j in (j0..j1).step_by(step) {
+                    let ncols = step.min(j1 - j);
+                    for pc in (0..k).step_by(p.kc_max) {
+                        let kc = p.kc_max.min(k - pc);
+                        pack_b(p.b, K::NR, pc, kc, j, ncols, b_pack);
+                        // SAFETY: A block pc is packed (mp x kc), B panels (kc x ncols);
+                        // this task alone writes columns j0..j1 of C.
+                        unsafe {
+                            p.macro_block::<K>(&a_pack[pc * mp..], b_pack, pc, kc, 0, m, j, ncols)
+                        };
+                    }
                 }
             });
         });
@@ -328,58 +272,37 @@ fn run_blocked<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
             let (chunk_panels, col_chunks) = p.column_chunks(n_panels, n_panels);
             for pc in (0..k).step_by(p.kc_max) {
                 let kc = p.kc_max.min(k - pc);
-                // Packed whole: every panel is reused by several row blocks.
-                pack_b_block::<T, K>(
-                    p.b,
-                    pc,
-                    kc,
-                    jc,
-                    nc,
-                    &mut b_pack[..n_panels * kc * K::NR],
-                    p.threads,
-                );
-                let bp = BPanels {
-                    base: b_pack.as_ptr(),
-                    panel: kc * K::NR,
-                    row: K::NR,
-                    edge: std::ptr::null(),
-                };
-                let bp = SharedPanels(bp);
+                let panel_len = kc * K::NR;
+                let b_block = &mut b_pack[..n_panels * panel_len];
+                pack_b_block::<T, K>(p.b, pc, kc, jc, nc, b_block, p.threads);
+                let b_block = &*b_block;
                 p.for_each_task(p.row_blocks * col_chunks, |t| {
-                    let bp = bp.get();
                     let (rb, cc) = (t / col_chunks, t % col_chunks);
                     let i0 = rb * p.mc_max;
                     let mc = p.mc_max.min(m - i0);
                     let j0 = cc * chunk_panels * K::NR;
                     let ncols = (chunk_panels * K::NR).min(nc - j0);
-                    let bp = BPanels {
-                        base: bp.base.wrapping_add(cc * chunk_panels * bp.panel),
-                        ..bp
-                    };
                     with_scratch(T::cache_a(), mc.div_ceil(K::MR) * K::MR * kc, |a_pack| {
                         pack_a(p.a, K::MR, i0, mc, pc, kc, a_pack);
                         // SAFETY: A is packed (mc x kc), B panels cover kc x nc; this task
                         // alone writes rows i0..i0+mc, columns jc+j0..jc+j0+ncols of C.
-                        unsafe { p.macro_block::<K>(a_pack, bp, pc, kc, i0, mc, jc + j0, ncols) };
+                        unsafe {
+                            p.macro_block::<K>(
+                                a_pack,
+                                &b_block[cc * chunk_panels * panel_len..],
+                                pc,
+                                kc,
+                                i0,
+                                mc,
+                                jc + j0,
+                                ncols,
+                            )
+                        };
                     });
                 });
             }
         }
     });
-}
-
-/// Packed B panels shared read-only by the tasks of one K block.
-#[derive(Clone, Copy)]
-struct SharedPanels<T>(BPanels<T>);
-// SAFETY: the panels are only read while the tasks run, and outlive them.
-unsafe impl<T: Sync> Send for SharedPanels<T> {}
-unsafe impl<T: Sync> Sync for SharedPanels<T> {}
-
-impl<T> SharedPanels<T> {
-    // A method, so closures capture the whole wrapper, not its raw fields.
-    fn get(self) -> BPanels<T> {
-        self.0
-    }
 }
 
 /// Packs the K x N block of B, in parallel over panel chunks when there is enough of it.

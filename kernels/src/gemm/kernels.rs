@@ -14,15 +14,8 @@ pub(super) struct MacroArgs<T> {
     pub kc: usize,
     /// Packed A: `ceil(m / MR)` panels of `kc * MR` elements.
     pub a: *const T,
-    /// B panels: panel `q`, depth `p`, column `j` is at `b + q * b_panel + p * b_row + j`.
-    /// Packed: `b_panel = kc * NR`, `b_row = NR`; read in place from a row-major B:
-    /// `b_panel = NR`, `b_row = ldb`.
+    /// Packed B: `ceil(n / NR)` panels of `kc * NR` elements.
     pub b: *const T,
-    pub b_panel: usize,
-    pub b_row: usize,
-    /// When B is read in place and `n` is not a multiple of NR: the last, partial panel,
-    /// packed (`kc * NR`, zero-filled). Null otherwise.
-    pub b_edge: *const T,
     /// Rows of C in this block.
     pub m: usize,
     /// Columns of C in this chunk.
@@ -71,20 +64,21 @@ where
     let mut j = 0;
     while j < args.n {
         let nr_eff = nr.min(args.n - j);
-        let (b, b_row) = if nr_eff < nr && !args.b_edge.is_null() {
-            (args.b_edge, nr)
-        } else {
-            // SAFETY: panel j / nr exists (packed, or a full panel of B read in place).
-            (unsafe { args.b.add((j / nr) * args.b_panel) }, args.b_row)
-        };
+        // SAFETY: panel j / nr of packed B exists (the caller packed ceil(n / NR) panels).
+        let b = unsafe { args.b.add((j / nr) * kc * nr) };
         let mut i = 0;
         while i < args.m {
             let mr_eff = MR.min(args.m - i);
             // SAFETY: panel i / MR of packed A exists; the tile of C is inside the block.
             unsafe {
                 let a = args.a.add((i / MR) * kc * MR);
-                let acc = tile::<V, MR, NRV>(kc, a, b, b_row);
                 let c = args.c.add(i * args.ldc + j);
+                // Start fetching the C tile now so the write-back does not wait on memory.
+                for r in 0..mr_eff {
+                    prefetch(c.add(r * args.ldc));
+                    prefetch(c.add(r * args.ldc + nr_eff - 1));
+                }
+                let acc = tile::<V, MR, NRV>(kc, a, b);
                 if mr_eff == MR && nr_eff == nr {
                     store_full::<V, MR, NRV>(&acc, c, args.ldc, args.alpha, args.beta);
                 } else {
@@ -99,18 +93,30 @@ where
     }
 }
 
+/// Hints the cache to fetch the line holding `p` (no-op off x86-64).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// The register tile: `acc[i][v] = sum_p a[p][i] * b[p][v]` over the packed panels, in order
 /// of p (the fixed reduction order that makes results independent of threads).
 ///
 /// # Safety
-/// `a` holds `kc * MR` elements; `b + p * b_row` holds `NRV * LANES` elements for `p < kc`.
+/// `a` holds `kc * MR` elements, `b` holds `kc * NRV * LANES`.
 #[inline(always)]
 unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
     kc: usize,
     a: *const V::Elem,
     b: *const V::Elem,
-    b_row: usize,
 ) -> [[V; NRV]; MR] {
+    let nr = NRV * V::LANES;
     let mut acc = [[V::zero(); NRV]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
@@ -128,7 +134,7 @@ unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
         }
         // wrapping_add: after the last step the pointers may leave the buffers (never read).
         a = a.wrapping_add(MR);
-        b = b.wrapping_add(b_row);
+        b = b.wrapping_add(nr);
     }
     acc
 }

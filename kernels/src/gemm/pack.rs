@@ -75,6 +75,20 @@ fn pack<T: Float>(
         };
         assert!(last < x.data.len(), "pack source out of bounds");
     }
+    if !contiguous {
+        // Depth-major: each source row is read once, front to back, across all panels, so
+        // the hardware prefetcher streams it (panel by panel would touch `kc` rows `ld` apart
+        // for every 16 elements and wait on memory latency).
+        for p in 0..kc {
+            let row = &x.data[(depth0 + p) * x.ld + line0..(depth0 + p) * x.ld + line0 + lines];
+            for (q, src) in row.chunks(r).enumerate() {
+                let dst = &mut out[q * kc * r + p * r..q * kc * r + (p + 1) * r];
+                dst[..src.len()].copy_from_slice(src);
+                dst[src.len()..].fill(T::zero());
+            }
+        }
+        return;
+    }
     for q in 0..panels {
         let i0 = q * r;
         let n = r.min(lines - i0);
@@ -82,18 +96,13 @@ fn pack<T: Float>(
         // SAFETY: every read is inside the block checked above (lines i0..i0+n < lines,
         // depths < kc), every write inside `panel` (kc * r elements).
         unsafe {
-            if contiguous {
-                let src = x.data.as_ptr().add((line0 + i0) * x.ld + depth0);
-                match r {
-                    4 => interleave::<T, 4>(src, x.ld, n, kc, panel),
-                    6 => interleave::<T, 6>(src, x.ld, n, kc, panel),
-                    8 => interleave::<T, 8>(src, x.ld, n, kc, panel),
-                    16 => interleave::<T, 16>(src, x.ld, n, kc, panel),
-                    _ => interleave_any(src, x.ld, r, n, kc, panel),
-                }
-            } else {
-                let src = x.data.as_ptr().add(depth0 * x.ld + line0 + i0);
-                copy_lines(src, x.ld, r, n, kc, panel);
+            let src = x.data.as_ptr().add((line0 + i0) * x.ld + depth0);
+            match r {
+                4 => interleave::<T, 4>(src, x.ld, n, kc, panel),
+                6 => interleave::<T, 6>(src, x.ld, n, kc, panel),
+                8 => interleave::<T, 8>(src, x.ld, n, kc, panel),
+                16 => interleave::<T, 16>(src, x.ld, n, kc, panel),
+                _ => interleave_any(src, x.ld, r, n, kc, panel),
             }
         }
     }
@@ -147,26 +156,6 @@ unsafe fn interleave_any<T: Float>(
                 T::zero()
             };
         }
-    }
-}
-
-/// `out[p * r + i] = src[p * ld + i]` for `i < n`, zero for `n <= i < r`.
-///
-/// # Safety
-/// `src` is valid for reads at `p * ld + i` for `p < kc`, `i < n`; `out.len() == kc * r`.
-unsafe fn copy_lines<T: Float>(
-    src: *const T,
-    ld: usize,
-    r: usize,
-    n: usize,
-    kc: usize,
-    out: &mut [T],
-) {
-    for (p, dst) in out.chunks_exact_mut(r).enumerate().take(kc) {
-        // SAFETY: n elements from row p (caller's contract).
-        let line = unsafe { std::slice::from_raw_parts(src.add(p * ld), n) };
-        dst[..n].copy_from_slice(line);
-        dst[n..].fill(T::zero());
     }
 }
 
