@@ -25,6 +25,7 @@ pub mod conv;
 pub mod error;
 pub mod gemm;
 pub mod loss;
+pub mod optim;
 pub mod pool;
 pub mod simd;
 

@@ -13,6 +13,7 @@ pub mod eltwise;
 pub mod gemm;
 pub mod pool2d;
 pub mod softmax_xent;
+pub mod train_step;
 
 use nnkern_kernels::Backend;
 use serde::Serialize;
@@ -167,6 +168,7 @@ pub fn run_case(op: &str, case: &Value, cfg: &Config) -> CaseResult {
         "softmax_xent" => softmax_xent::run(case, cfg),
         "pool2d" => pool2d::run(case, cfg),
         "conv2d" => conv2d::run(case, cfg),
+        "train_step" => train_step::run(case, cfg),
         _ => Err(format!("op `{op}` is not implemented yet")),
     }
 }
