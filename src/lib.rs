@@ -5,6 +5,7 @@
 //! runner (`nnkern-bench`).
 
 pub mod bench;
+pub mod data;
 pub mod rng;
 
 pub use nnkern_kernels as kernels;

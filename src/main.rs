@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use nnkern::bench::cli::BenchArgs;
 
 #[derive(Parser)]
-#[command(name = "nnkern", version, about = "Fast, verified CPU kernels for neural-network training")]
+#[command(
+    name = "nnkern",
+    version,
+    about = "Fast, verified CPU kernels for neural-network training"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -26,10 +26,7 @@ pub enum KernelError {
     /// A size product does not fit in `usize`.
     Overflow { arg: &'static str },
     /// A parameter is out of its valid range; `what` says the rule.
-    InvalidParam {
-        arg: &'static str,
-        what: String,
-    },
+    InvalidParam { arg: &'static str, what: String },
     /// A label or index is outside `0..bound`.
     IndexOutOfRange {
         arg: &'static str,
@@ -82,7 +79,8 @@ pub fn checked_mul(arg: &'static str, a: usize, b: usize) -> Result<usize, Kerne
 
 /// The product of `dims`, or an overflow error naming `arg`.
 pub fn checked_product(arg: &'static str, dims: &[usize]) -> Result<usize, KernelError> {
-    dims.iter().try_fold(1usize, |acc, &d| checked_mul(arg, acc, d))
+    dims.iter()
+        .try_fold(1usize, |acc, &d| checked_mul(arg, acc, d))
 }
 
 /// Fails unless `buf_len >= needed`.

@@ -40,5 +40,11 @@ pub fn run(case: &Value, cfg: &Config) -> CaseResult {
         flops: Some(2.0 * m as f64 * n as f64 * k as f64),
         bytes: None,
     };
-    Ok(vec![cfg.record("gemm", &super::case_name(case), "forward", t, work)])
+    Ok(vec![cfg.record(
+        "gemm",
+        &super::case_name(case),
+        "forward",
+        t,
+        work,
+    )])
 }

@@ -154,7 +154,12 @@ impl<T: Float> Gemm<T> {
     }
 
     /// Checks the descriptor against the slice lengths and resolves the leading dimensions.
-    pub fn validate(&self, a_len: usize, b_len: usize, c_len: usize) -> Result<Layout, KernelError> {
+    pub fn validate(
+        &self,
+        a_len: usize,
+        b_len: usize,
+        c_len: usize,
+    ) -> Result<Layout, KernelError> {
         let (ar, ac) = self.a_stored_shape();
         let (br, bc) = self.b_stored_shape();
         let lda = operand("a", "lda", ar, ac, self.lda, a_len)?;
@@ -213,7 +218,9 @@ mod sealed {
 }
 
 /// The element types GEMM runs on: `f32` and `f64`.
-pub trait GemmScalar: Float + Default + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed {
+pub trait GemmScalar:
+    Float + Default + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed
+{
     #[doc(hidden)]
     fn native(g: &Gemm<Self>, l: Layout, a: &[Self], b: &[Self], c: &mut [Self]);
     #[doc(hidden)]

@@ -6,7 +6,12 @@ use num_traits::Float;
 
 /// `C = alpha * op(A) * op(B) + beta * C` by the definition, for any `Float` (run it in f64 to
 /// verify f32 results). Same argument rules and errors as [`super::gemm`].
-pub fn gemm_reference<T: Float>(g: &Gemm<T>, a: &[T], b: &[T], c: &mut [T]) -> Result<(), KernelError> {
+pub fn gemm_reference<T: Float>(
+    g: &Gemm<T>,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+) -> Result<(), KernelError> {
     let layout = g.validate(a.len(), b.len(), c.len())?;
     gemm_resolved(g, layout, a, b, c);
     Ok(())

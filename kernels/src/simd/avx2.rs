@@ -101,13 +101,41 @@ macro_rules! avx2_vector {
     };
 }
 
-avx2_vector!(F32x8Avx2, f32, 8, __m256,
-    set1 = _mm256_set1_ps, zero = _mm256_setzero_ps, loadu = _mm256_loadu_ps,
-    storeu = _mm256_storeu_ps, add = _mm256_add_ps, sub = _mm256_sub_ps, mul = _mm256_mul_ps,
-    div = _mm256_div_ps, fmadd = _mm256_fmadd_ps, max = _mm256_max_ps, min = _mm256_min_ps,
-    cmp = _mm256_cmp_ps, blend = _mm256_blendv_ps);
-avx2_vector!(F64x4Avx2, f64, 4, __m256d,
-    set1 = _mm256_set1_pd, zero = _mm256_setzero_pd, loadu = _mm256_loadu_pd,
-    storeu = _mm256_storeu_pd, add = _mm256_add_pd, sub = _mm256_sub_pd, mul = _mm256_mul_pd,
-    div = _mm256_div_pd, fmadd = _mm256_fmadd_pd, max = _mm256_max_pd, min = _mm256_min_pd,
-    cmp = _mm256_cmp_pd, blend = _mm256_blendv_pd);
+avx2_vector!(
+    F32x8Avx2,
+    f32,
+    8,
+    __m256,
+    set1 = _mm256_set1_ps,
+    zero = _mm256_setzero_ps,
+    loadu = _mm256_loadu_ps,
+    storeu = _mm256_storeu_ps,
+    add = _mm256_add_ps,
+    sub = _mm256_sub_ps,
+    mul = _mm256_mul_ps,
+    div = _mm256_div_ps,
+    fmadd = _mm256_fmadd_ps,
+    max = _mm256_max_ps,
+    min = _mm256_min_ps,
+    cmp = _mm256_cmp_ps,
+    blend = _mm256_blendv_ps
+);
+avx2_vector!(
+    F64x4Avx2,
+    f64,
+    4,
+    __m256d,
+    set1 = _mm256_set1_pd,
+    zero = _mm256_setzero_pd,
+    loadu = _mm256_loadu_pd,
+    storeu = _mm256_storeu_pd,
+    add = _mm256_add_pd,
+    sub = _mm256_sub_pd,
+    mul = _mm256_mul_pd,
+    div = _mm256_div_pd,
+    fmadd = _mm256_fmadd_pd,
+    max = _mm256_max_pd,
+    min = _mm256_min_pd,
+    cmp = _mm256_cmp_pd,
+    blend = _mm256_blendv_pd
+);
