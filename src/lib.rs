@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod mnist;
 pub mod rng;
 
 pub use nnkern_kernels as kernels;
