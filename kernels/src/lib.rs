@@ -22,6 +22,7 @@
 
 pub mod error;
 pub mod gemm;
+pub mod optim;
 pub mod simd;
 
 pub use error::KernelError;
