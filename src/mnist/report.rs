@@ -32,14 +32,23 @@ impl EpochStats {
     /// One JSON object on one line: `{"epoch":1,"train_loss":0.1342,"test_acc":98.21,
     /// "epoch_s":9.81,"images_per_s":6116}` (rounded to meaningful digits).
     pub fn json_line(&self) -> String {
-        let rounded = serde_json::json!({
-            "epoch": self.epoch,
-            "train_loss": round_to(self.train_loss, 4),
-            "test_acc": round_to(self.test_acc, 2),
-            "epoch_s": round_to(self.epoch_s, 2),
-            "images_per_s": self.images_per_s.round() as u64,
-        });
-        rounded.to_string()
+        // A struct, not `json!`, to keep the documented key order.
+        #[derive(Serialize)]
+        struct Line {
+            epoch: usize,
+            train_loss: f64,
+            test_acc: f64,
+            epoch_s: f64,
+            images_per_s: u64,
+        }
+        let rounded = Line {
+            epoch: self.epoch,
+            train_loss: round_to(self.train_loss, 4),
+            test_acc: round_to(self.test_acc, 2),
+            epoch_s: round_to(self.epoch_s, 2),
+            images_per_s: self.images_per_s.round() as u64,
+        };
+        serde_json::to_string(&rounded).expect("plain numbers serialize")
     }
 }
 
@@ -72,5 +81,29 @@ impl MetricsWriter {
         writeln!(self.file, "{}", stats.json_line())
             .and_then(|_| self.file.flush())
             .map_err(|e| format!("cannot write metrics file {}: {e}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_line_has_the_documented_keys_in_order() {
+        let s = EpochStats {
+            epoch: 1,
+            train_loss: 0.134_217,
+            test_acc: 98.7049,
+            epoch_s: 9.8049,
+            images_per_s: 6121.6,
+        };
+        assert_eq!(
+            s.json_line(),
+            r#"{"epoch":1,"train_loss":0.1342,"test_acc":98.7,"epoch_s":9.8,"images_per_s":6122}"#
+        );
+        assert_eq!(
+            s.console_line(5),
+            "epoch 1/5  train loss 0.1342  test acc 98.70%  9.80 s  6122 img/s"
+        );
     }
 }
