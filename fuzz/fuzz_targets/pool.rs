@@ -35,17 +35,29 @@ fuzz_target!(|data: &[u8]| {
     let cip = inp.bool();
     if short {
         for_each_path(|backend, name| {
-            let (mut y, mut am, mut dx) = (vec![0.0; lens[1]], vec![0u32; lens[2]], vec![0.0; lens[3]]);
+            let (mut y, mut am, mut dx) =
+                (vec![0.0; lens[1]], vec![0u32; lens[2]], vec![0.0; lens[3]]);
             let bad_fwd = lens[0] < il || lens[1] < ol || lens[2] < ol;
             let r = max_pool2d_forward(backend, &p, &x, &mut y, &mut am);
             assert_eq!(r.is_err(), bad_fwd, "{name} max forward {p:?}");
             let r = avg_pool2d_forward(backend, &p, cip, &x, &mut y);
-            assert_eq!(r.is_err(), lens[0] < il || lens[1] < ol, "{name} avg forward");
+            assert_eq!(
+                r.is_err(),
+                lens[0] < il || lens[1] < ol,
+                "{name} avg forward"
+            );
             let r = avg_pool2d_backward(backend, &p, cip, &dy, &mut dx);
-            assert_eq!(r.is_err(), lens[3] < il || lens[4] < ol, "{name} avg backward");
+            assert_eq!(
+                r.is_err(),
+                lens[3] < il || lens[4] < ol,
+                "{name} avg backward"
+            );
             let r = max_pool2d_backward(backend, &p, &dy, &am, &mut dx);
             if lens[3] < il || lens[4] < ol || lens[2] < ol {
-                assert!(matches!(r, Err(KernelError::BufferTooShort { .. })), "{name}");
+                assert!(
+                    matches!(r, Err(KernelError::BufferTooShort { .. })),
+                    "{name}"
+                );
             }
         });
         return;
@@ -72,7 +84,10 @@ fuzz_target!(|data: &[u8]| {
     let mut scratch = vec![0.0f64; il];
     let bad_ref = max_pool2d_backward_reference(&p, &f64s(&dy), &bad_am, &mut scratch);
     if let Err(e) = &bad_ref {
-        assert!(matches!(e, KernelError::IndexOutOfRange { arg: "argmax", .. }));
+        assert!(matches!(
+            e,
+            KernelError::IndexOutOfRange { arg: "argmax", .. }
+        ));
     }
     // Average, both divisor rules.
     let (mut want_a, mut mag_a) = (vec![0.0; ol], vec![0.0; ol]);
@@ -84,31 +99,55 @@ fuzz_target!(|data: &[u8]| {
     for_each_path(|backend, name| {
         let (mut y, mut am) = (vec![f32::NAN; ol], vec![7u32; ol]);
         max_pool2d_forward(backend, &p, &x, &mut y, &mut am).unwrap();
-        assert!(same(&y, &want_y32), "{name} max y {p:?}: {y:?} vs {want_y32:?}");
+        assert!(
+            same(&y, &want_y32),
+            "{name} max y {p:?}: {y:?} vs {want_y32:?}"
+        );
         assert_eq!(am, want_am, "{name} argmax {p:?}");
         let mut dx = vec![f32::NAN; il];
         max_pool2d_backward(backend, &p, &dy, &am, &mut dx).unwrap();
         assert_close(&format!("{name} max dx"), &dx, &want_dx, &mag_dx, kh * kw);
         let r = max_pool2d_backward(backend, &p, &dy, &bad_am, &mut dx);
-        assert_eq!(r.is_err(), bad_ref.is_err(), "{name} corrupted argmax {p:?}");
+        assert_eq!(
+            r.is_err(),
+            bad_ref.is_err(),
+            "{name} corrupted argmax {p:?}"
+        );
         let mut y = vec![f32::NAN; ol];
         avg_pool2d_forward(backend, &p, cip, &x, &mut y).unwrap();
-        assert_close(&format!("{name} avg y {p:?}"), &y, &want_a, &mag_a, kh * kw + 1);
+        assert_close(
+            &format!("{name} avg y {p:?}"),
+            &y,
+            &want_a,
+            &mag_a,
+            kh * kw + 1,
+        );
         let mut dx = vec![f32::NAN; il];
         avg_pool2d_backward(backend, &p, cip, &dy, &mut dx).unwrap();
-        assert_close(&format!("{name} avg dx {p:?}"), &dx, &want_ab, &mag_ab, kh * kw + 1);
+        assert_close(
+            &format!("{name} avg dx {p:?}"),
+            &dx,
+            &want_ab,
+            &mag_ab,
+            kh * kw + 1,
+        );
     });
-}
+});
 
 /// Global average pooling of `shape`: short buffers fail, else within `h * w + 1` terms.
 fn global(inp: &mut Input, shape: [usize; 4]) {
     let [n, c, h, w] = shape;
-    let big = [n, c, h, w].iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let big = [n, c, h, w]
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
     let small = n.checked_mul(c);
     let (Some(big), Some(small)) = (big, small) else {
         for_each_path(|backend, name| {
             let r = global_avg_pool2d_forward(backend, shape, &[], &mut []);
-            assert!(matches!(r, Err(KernelError::Overflow { .. })), "{name} {r:?}");
+            assert!(
+                matches!(r, Err(KernelError::Overflow { .. })),
+                "{name} {r:?}"
+            );
         });
         return;
     };
@@ -137,7 +176,10 @@ fn global(inp: &mut Input, shape: [usize; 4]) {
         assert_close(&format!("{name} global dx"), &dx, &want_dx, &mag_dx, 1);
         if small > 0 {
             let r = global_avg_pool2d_forward(backend, shape, &x, &mut y[..small - 1]);
-            assert!(matches!(r, Err(KernelError::BufferTooShort { arg: "y", .. })));
+            assert!(matches!(
+                r,
+                Err(KernelError::BufferTooShort { arg: "y", .. })
+            ));
         }
     });
 }

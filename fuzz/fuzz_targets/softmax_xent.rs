@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let (n, c) = (inp.dim(6), inp.dim(30));
     let eps = inp.pick(&[0.0, 0.0, 0.1, 1.0, 0.5, -0.1, 1.5, f32::NAN]);
     let ignore = inp.pick(&[None, Some(-100), Some(0), Some(i64::MIN)]);
-    let red = if inp.bool() { Reduction::Sum } else { Reduction::Mean };
+    let red = if inp.bool() {
+        Reduction::Sum
+    } else {
+        Reduction::Mean
+    };
     let p = SoftmaxXent::new(n, c)
         .reduction(red)
         .ignore_index(ignore)
@@ -58,7 +62,8 @@ fuzz_target!(|data: &[u8]| {
         ));
         for_each_path(|backend, name| {
             let mut g = vec![0.0f32; gl];
-            let got = softmax_cross_entropy(backend, &p, &x, &labels, want_grad.then_some(&mut g[..]));
+            let got =
+                softmax_cross_entropy(backend, &p, &x, &labels, want_grad.then_some(&mut g[..]));
             assert_eq!(got, Err(e.clone()), "{name}");
         });
         return;
@@ -77,7 +82,9 @@ fuzz_target!(|data: &[u8]| {
     for r in 0..n {
         let row = &x64[r * c..(r + 1) * c];
         let fin = row.iter().filter(|v| v.is_finite());
-        let (lo, hi) = fin.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) = fin.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
         row_range[r] = if hi >= lo { hi - lo } else { 0.0 };
         loss_bound += scale * EPS * (16.0 + cf) * (1.0 + row_range[r]);
     }
@@ -86,24 +93,36 @@ fuzz_target!(|data: &[u8]| {
         let loss = softmax_cross_entropy(backend, &p, &x, &labels, want_grad.then_some(&mut g[..]))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let loss_only = softmax_cross_entropy(backend, &p, &x, &labels, None).unwrap();
-        assert!(same(&[loss], &[loss_only]), "{name}: loss with and without gradient differ");
+        assert!(
+            same(&[loss], &[loss_only]),
+            "{name}: loss with and without gradient differ"
+        );
         if let Some(u) = &ulabels {
             let lu = softmax_cross_entropy(backend, &p, &x, u, None).unwrap();
             assert!(same(&[loss], &[lu]), "{name}: usize labels differ");
         }
-        assert!(close(loss, want, loss_bound), "{name}: loss {loss:e} vs {want:e} {p:?}");
+        assert!(
+            close(loss, want, loss_bound),
+            "{name}: loss {loss:e} vs {want:e} {p:?}"
+        );
         if !want_grad {
             return;
         }
         for (i, (&got, &w)) in g.iter().zip(&wg).enumerate() {
             let (row, j) = (i / c, i % c);
             let ignored = Some(labels[row]) == ignore;
-            let hit = if labels[row] == j as i64 { 1.0 - eps as f64 } else { 0.0 };
+            let hit = if labels[row] == j as i64 {
+                1.0 - eps as f64
+            } else {
+                0.0
+            };
             let target = if ignored { 0.0 } else { hit + eps as f64 / cf };
             let pj = w.abs() / scale + target;
-            let b = scale * EPS * ((16.0 + cf) * (w.abs() / scale + 2.0 * target) + 2.0 * pj * row_range[row])
+            let b = scale
+                * EPS
+                * ((16.0 + cf) * (w.abs() / scale + 2.0 * target) + 2.0 * pj * row_range[row])
                 + 1e-44;
             assert!(close(got, w, b), "{name}: grad[{i}] {got:e} vs {w:e} {p:?}");
         }
     });
-}
+});

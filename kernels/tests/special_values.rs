@@ -148,6 +148,14 @@ fn cross_entropy_with_infinite_logits() {
         let mut g = [0.0f32; 8];
         let loss = softmax_cross_entropy(backend, &p, &x, &labels, Some(&mut g)).unwrap();
         assert!(loss.is_nan(), "{isa}: +inf logit gives NaN, got {loss}");
+        assert!(
+            g[..2].iter().all(|v| v.is_nan()),
+            "{isa}: NaN gradient row {g:?}"
+        );
+        // With label smoothing a -inf logit anywhere makes the loss infinite.
+        let sm = SoftmaxXent::new(1, 2).label_smoothing(0.1);
+        let l = softmax_cross_entropy(backend, &sm, &[0.0, -INF], &[0i64], None).unwrap();
+        assert_eq!(l, INF, "{isa}");
         // -inf at the label: infinite loss; -inf elsewhere: probability 0, finite loss.
         let one = SoftmaxXent::new(1, 2);
         let l = softmax_cross_entropy(backend, &one, &[-INF, 0.0], &[0i64], None).unwrap();
