@@ -160,6 +160,10 @@ impl Conv2dBuilder {
         // Every buffer size the passes compute must fit (checked once, here).
         checked_product("x", &[b.n, b.c, b.h, b.w])?;
         checked_product("y", &[b.n, b.k, oh, ow])?;
+        // Per image too: with n == 0 the products above are 0 whatever the image size, but
+        // the passes still compute c*h*w and k*oh*ow.
+        checked_product("x", &[b.c, b.h, b.w])?;
+        checked_product("y", &[b.k, oh, ow])?;
         checked_product("weight", &[b.k, b.c / b.groups, b.r, b.s])?;
         p.plan = plan(&p, usize::MAX)?;
         Ok(p)
