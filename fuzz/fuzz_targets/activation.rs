@@ -82,8 +82,13 @@ fn activations(inp: &mut Input) {
         for i in 0..n {
             let xi = x[i] as f64;
             let want = activation_forward_scalar(act, xi);
+            let slack = if backend == Backend::Reference {
+                8.0 * EPS * (1.0 + xi.abs().min(1e3))
+            } else {
+                0.0
+            };
             assert!(
-                close(y[i], want, fwd_bound(act, xi, want)),
+                close(y[i], want, fwd_bound(act, xi, want) + slack),
                 "{name} {act:?} forward x={xi:e}: got {:e} want {want:e}",
                 y[i]
             );
@@ -93,7 +98,11 @@ fn activations(inp: &mut Input) {
             let gi = dy[i] as f64;
             let want_dx = activation_backward_scalar(act, xi, want, gi);
             assert!(
-                close(dx[i], want_dx, bwd_bound(act, xi, want, gi, want_dx)),
+                close(
+                    dx[i],
+                    want_dx,
+                    bwd_bound(act, xi, want, gi, want_dx) + slack * gi.abs()
+                ),
                 "{name} {act:?} backward x={xi:e} dy={gi:e}: got {:e} want {want_dx:e}",
                 dx[i]
             );
@@ -209,6 +218,9 @@ fn softmaxes(inp: &mut Input) {
             softmax_backward_reference(1, cols, &y32, &g, &mut ws).unwrap();
             log_softmax_backward_reference(1, cols, &l32, &g, &mut wl).unwrap();
             let gsum: f64 = g.iter().map(|v| v.abs()).sum();
+            if !gsum.is_finite() {
+                continue; // an infinite dy: inf - inf in either order, no bound to check
+            }
             for j in 0..cols {
                 let i = r * cols + j;
                 let bs = EPS * (8.0 + c) * (y32[j] * (1.0 + gsum) + ws[j].abs()) + 4.0 * DENORM;
@@ -228,5 +240,4 @@ fn softmaxes(inp: &mut Input) {
             }
         }
     });
-    let _ = Backend::Native;
 }

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         groups.saturating_mul(inp.dim1(3)),
     );
     let (c, k) = if inp.byte() == 255 {
-        (c + 1, k)
+        (c.wrapping_add(1), k)
     } else {
         (c, k)
     };
@@ -143,6 +143,9 @@ fn forward_passes(inp: &mut Input, p: &Conv2dParams) {
         return;
     }
     let [nn, k, oh, ow] = p.output_shape();
+    let finite = [&x, &w, &b, &dy]
+        .iter()
+        .all(|v| v.iter().all(|f| f.is_finite()));
     let cg = p.c() / p.groups();
     let (x64, w64, b64, dy64) = (f64s(&x), f64s(&w), f64s(&b), f64s(&dy));
     let (xa, wa, ba, dya) = (abs64(&x), abs64(&w), abs64(&b), abs64(&dy));
@@ -161,7 +164,8 @@ fn forward_passes(inp: &mut Input, p: &Conv2dParams) {
     for_each_path(|backend, name| {
         let mut y = vec![f32::NAN; p.output_len()];
         conv2d_forward(backend, p, &x, &w, bias, &mut y, &mut wsb).unwrap();
-        assert_close(
+        close_if(
+            finite,
             &format!("{name} y {p:?}"),
             &y,
             &want_y,
@@ -171,7 +175,8 @@ fn forward_passes(inp: &mut Input, p: &Conv2dParams) {
         let mut dx = vec![f32::NAN; p.input_len()];
         conv2d_backward_data(backend, p, &dy, &w, &mut dx, &mut wsb).unwrap();
         let kg = k / p.groups();
-        assert_close(
+        close_if(
+            finite,
             &format!("{name} dx {p:?}"),
             &dx,
             &want_dx,
@@ -183,9 +188,23 @@ fn forward_passes(inp: &mut Input, p: &Conv2dParams) {
         let dbias = with_bias.then_some(&mut db[..]);
         conv2d_backward_weight(backend, p, &x, &dy, &mut dw, dbias, &mut wsb).unwrap();
         let terms = nn * oh * ow;
-        assert_close(&format!("{name} dw {p:?}"), &dw, &want_dw, &mag_dw, terms);
+        close_if(
+            finite,
+            &format!("{name} dw {p:?}"),
+            &dw,
+            &want_dw,
+            &mag_dw,
+            terms,
+        );
         if with_bias {
-            assert_close(&format!("{name} db {p:?}"), &db, &want_db, &mag_db, terms);
+            close_if(
+                finite,
+                &format!("{name} db {p:?}"),
+                &db,
+                &want_db,
+                &mag_db,
+                terms,
+            );
         }
     });
 }
@@ -253,6 +272,13 @@ fn transposed_passes(inp: &mut Input, p: &Conv2dParams) {
         return;
     }
     let [nn, k, oh, ow] = p.output_shape();
+    let finite = [&x, &w, &b, &dy]
+        .iter()
+        .all(|v| v.iter().all(|f| f.is_finite()));
+    // Set NNKERN_FUZZ_DUMP to print a crashing input's descriptor and buffers.
+    if std::env::var_os("NNKERN_FUZZ_DUMP").is_some() {
+        eprintln!("DUMP {p:?}\nx={x:?}\nw={w:?}\nb={b:?}\ndy={dy:?}");
+    }
     let (x64, w64, dy64) = (f64s(&x), f64s(&w), f64s(&dy));
     let (xa, wa, dya) = (abs64(&x), abs64(&w), abs64(&dy));
     let hw = p.h() * p.w();
@@ -281,7 +307,8 @@ fn transposed_passes(inp: &mut Input, p: &Conv2dParams) {
     for_each_path(|backend, name| {
         let mut y = vec![f32::NAN; olen];
         conv_transpose2d_forward(backend, &t, &x, &w, Some(&b), &mut y, &mut wsb).unwrap();
-        assert_close(
+        close_if(
+            finite,
             &format!("{name} T y {p:?}"),
             &y,
             &want_y,
@@ -290,7 +317,8 @@ fn transposed_passes(inp: &mut Input, p: &Conv2dParams) {
         );
         let mut dx = vec![f32::NAN; ilen];
         conv_transpose2d_backward_data(backend, &t, &dy, &w, &mut dx, &mut wsb).unwrap();
-        assert_close(
+        close_if(
+            finite,
             &format!("{name} T dx {p:?}"),
             &dx,
             &want_dx,
@@ -301,14 +329,16 @@ fn transposed_passes(inp: &mut Input, p: &Conv2dParams) {
         let mut db = vec![f32::NAN; p.c()];
         conv_transpose2d_backward_weight(backend, &t, &x, &dy, &mut dw, Some(&mut db), &mut wsb)
             .unwrap();
-        assert_close(
+        close_if(
+            finite,
             &format!("{name} T dw {p:?}"),
             &dw,
             &want_dw,
             &mag_dw,
             nn * oh * ow,
         );
-        assert_close(
+        close_if(
+            finite,
             &format!("{name} T db {p:?}"),
             &db,
             &want_db,
@@ -316,4 +346,13 @@ fn transposed_passes(inp: &mut Input, p: &Conv2dParams) {
             nn * hw,
         );
     });
+}
+
+/// [`assert_close`] when every input is finite. With an infinite or NaN value the native
+/// im2col path multiplies the zeros of the padding by it (`0 * inf = NaN`), where the
+/// reference skips padded taps: documented in `nnkern_kernels::semantics`, not compared.
+fn close_if(finite: bool, what: &str, got: &[f32], want: &[f64], mag: &[f64], terms: usize) {
+    if finite {
+        assert_close(what, got, want, mag, terms);
+    }
 }

@@ -210,6 +210,9 @@ fn conv_descriptor_table() {
     let over = [
         Conv2dParams::builder(usize::MAX, 4, 5, 5, 6, 3, 3),
         Conv2dParams::builder(1, 1 << 40, 1 << 20, 1 << 20, 1, 1, 1),
+        // An empty batch of images too large to index (found by the conv fuzz target).
+        Conv2dParams::builder(0, 1 << 40, 1 << 20, 1 << 20, 1, 1, 1),
+        Conv2dParams::builder(0, 1, 1 << 32, 1 << 32, 1 << 8, 1, 1),
         b.pad(usize::MAX, 0),
         b.padding(0, 0, usize::MAX - 2, 3),
         b.dilation(usize::MAX, 1),

@@ -259,6 +259,30 @@ fn convolution_propagates_nan_only_where_it_reaches_and_padding_is_zero() {
 }
 
 #[test]
+fn convolution_with_an_infinite_weight_and_padding() {
+    // 1x1x2x2 input of ones, a 2x2 kernel with +inf at its top-left tap, padding 1: the
+    // output (1, 1) sees only real cells (inf); the others touch padding, where the native
+    // im2col GEMM computes 0 * inf = NaN and the reference skips the padded tap.
+    let p = Conv2dParams::builder(1, 1, 2, 2, 1, 2, 2)
+        .pad(1, 1)
+        .build()
+        .unwrap();
+    let w = [INF, 1.0, 1.0, 1.0];
+    every_path(|backend, isa| {
+        let mut y = [0.0f32; 9];
+        let mut ws = vec![0.0f32; p.workspace_len()];
+        conv2d_forward(backend, &p, &[1.0; 4], &w, None, &mut y, &mut ws).unwrap();
+        assert_eq!(y[4], INF, "{isa}");
+        // y[0] reads only x[0, 0] through the bottom-right tap: 1 (the inf tap is padding).
+        if backend == Backend::Reference {
+            assert_eq!(y[0], 1.0);
+        } else {
+            assert!(y[0].is_nan() || y[0] == 1.0, "{isa}: {}", y[0]);
+        }
+    });
+}
+
+#[test]
 fn losses_of_nan_and_infinities() {
     every_path(|backend, isa| {
         // MSE: NaN in, NaN loss and gradient at that element; inf - inf is NaN.
