@@ -132,7 +132,15 @@ pub fn activation_backward_scalar<T: Float>(act: Activation, x: T, y: T, dy: T) 
             let u = (x + c::<T>(GELU_C) * x * x * x) * k;
             let s = sigmoid(u + u);
             let du = k * (one + c::<T>(3.0 * GELU_C) * x * x);
-            dy * (s + (x + x) * s * (one - s) * du)
+            // Where s (1 - s) is 0 the second term's limit is 0; computing it would give
+            // 0 * inf = NaN once x^2 overflows (|x| > ~1e19 in f32).
+            let t = s * (one - s);
+            let second = if t == T::zero() {
+                T::zero()
+            } else {
+                (x + x) * t * du
+            };
+            dy * (s + second)
         }
         Activation::Silu => {
             if x.is_infinite() {
