@@ -146,7 +146,10 @@ fn global(inp: &mut Input, shape: [usize; 4]) {
         for_each_path(|backend, name| {
             let r = global_avg_pool2d_forward(backend, shape, &[], &mut []);
             assert!(
-                matches!(r, Err(KernelError::Overflow { .. })),
+                matches!(
+                    r,
+                    Err(KernelError::Overflow { .. } | KernelError::InvalidParam { .. })
+                ),
                 "{name} {r:?}"
             );
         });

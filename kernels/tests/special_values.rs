@@ -360,6 +360,26 @@ fn optimizers_propagate_nan_and_infinite_gradients() {
 }
 
 #[test]
+fn activation_backward_at_huge_finite_inputs_is_the_limit() {
+    // GELU-tanh's cubic overflows in f32 for |x| > ~1e13; the derivative is still 1 / 0.
+    let x = [-1e30f32, 1e30, -1e15, 1e15];
+    every_path(|backend, isa| {
+        for act in [
+            Activation::GeluTanh,
+            Activation::Gelu,
+            Activation::Silu,
+            Activation::Softplus,
+        ] {
+            let mut y = [0.0f32; 4];
+            activation_forward(backend, act, &x, &mut y).unwrap();
+            let mut dx = [0.0f32; 4];
+            activation_backward(backend, act, &x, &y, &[2.0; 4], &mut dx).unwrap();
+            assert!(dx == [0.0, 2.0, 0.0, 2.0], "{isa} {act:?}: {dx:?}");
+        }
+    });
+}
+
+#[test]
 fn in_place_activation_backward_matches_out_of_place() {
     let x = [-2.0f32, -0.5, 0.0, 0.5, 3.0, NAN, INF, -INF];
     let dy = [1.0f32, -1.0, 0.5, 2.0, -3.0, 1.0, 1.0, 1.0];
