@@ -93,7 +93,14 @@ impl<T> SharedPtr<T> {
 }
 
 /// `simd`: the call runs the AVX2 path, so packing may use AVX2 too.
-fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T], c: &mut [T], simd: bool) {
+fn run<T: PackCache, K: GemmKernel<T>>(
+    g: &Gemm<T>,
+    l: Layout,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    simd: bool,
+) {
     let (m, n, k) = (g.m, g.n, g.k);
     if m == 0 || n == 0 {
         return;
@@ -102,10 +109,21 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
         scale_c(g.beta, c, m, n, l.ldc);
         return;
     }
-    // Balanced blocks: equal K blocks (a 288-deep product runs as 144 + 144, not 256 + 32),
-    // and equal row blocks rounded to MR. Both depend on the shape only, never on threads.
+    let threads = if 2 * m * n * k < PAR_MIN_FLOPS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    // Balanced K blocks: a 288-deep product runs as 144 + 144, not 256 + 32. The K blocking
+    // fixes each element's summation order, so it depends on the shape only.
     let kc_max = k.div_ceil(k.div_ceil(K::KC));
-    let row_blocks = m.div_ceil(K::MC);
+    // Balanced row blocks rounded to MR, their count a multiple of the thread count when
+    // there are enough rows (15 blocks on 2 threads would leave one idle for a block). Row
+    // and column splits never change how an element is summed, so they may follow threads.
+    let mut row_blocks = m.div_ceil(K::MC);
+    if threads > 1 && row_blocks >= threads {
+        row_blocks = row_blocks.div_ceil(threads) * threads;
+    }
     let mc_max = m.div_ceil(row_blocks).div_ceil(K::MR) * K::MR;
     let p = Plan {
         g,
@@ -123,11 +141,7 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
         },
         c: SharedPtr(c.as_mut_ptr()),
         ldc: l.ldc,
-        threads: if 2 * m * n * k < PAR_MIN_FLOPS {
-            1
-        } else {
-            rayon::current_num_threads()
-        },
+        threads,
         kc_max,
         mc_max,
         row_blocks: m.div_ceil(mc_max),
