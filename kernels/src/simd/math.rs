@@ -26,18 +26,18 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
-/// `(e^r - 1 - r) / r^2` on `[-ln2/2, ln2/2]`, highest degree first (relative error of the
+/// `(e^r - 1 - r) / r^2` on `[-ln2/2, ln2/2]`, lowest degree first (relative error of the
 /// resulting `e^r` below 3e-8).
 const EXPM1_Q: [f32; 5] = [
-    0.001_392_617_6,
-    0.008_363_173,
-    0.041_666_555,
-    0.166_665_77,
     0.5,
+    0.166_665_77,
+    0.041_666_555,
+    0.008_363_173,
+    0.001_392_617_6,
 ];
 
-/// `(2 atanh(s) - 2s) / s^3` as a polynomial in `s^2` on `s^2 in [0, 1/9]`, highest first.
-const LOG1P_R: [f32; 4] = [0.268_515, 0.282_366_2, 0.400_075_6, 0.666_666_4];
+/// `(2 atanh(s) - 2s) / s^3` as a polynomial in `s^2` on `s^2 in [0, 1/9]`, lowest first.
+const LOG1P_R: [f32; 4] = [0.666_666_4, 0.400_075_6, 0.282_366_2, 0.268_515];
 
 /// `tanh(x) = x P(x^2) / Q(x^2)` on `[0, 9]` (fit relative error 6.4e-8), lowest first.
 const TANH_P: [f32; 6] = [
@@ -74,24 +74,32 @@ fn s<V: Vector<Elem = f32>>(c: f32) -> V {
     V::splat(c)
 }
 
-/// Horner evaluation, coefficients highest degree first.
+/// Polynomial with coefficients lowest degree first, by Estrin's scheme: pairs `c[2i] +
+/// c[2i+1] x` in parallel, then pairs of those with `x^2`, and so on. The dependency chain is
+/// `log2(N)` FMAs instead of Horner's `N - 1`, which is what limits these loops (out-of-order
+/// overlap across elements is bounded by latency times micro-ops).
 #[inline(always)]
-fn horner<V: Vector<Elem = f32>>(x: V, c: &[f32]) -> V {
-    let mut acc = s::<V>(c[0]);
-    for &ci in &c[1..] {
-        acc = acc.mul_add(x, s(ci));
+fn poly<V: Vector<Elem = f32>, const N: usize>(x: V, c: &[f32; N]) -> V {
+    let mut buf = [V::zero(); N];
+    for i in 0..N {
+        buf[i] = s(c[i]);
     }
-    acc
-}
-
-/// Horner evaluation, coefficients lowest degree first.
-#[inline(always)]
-fn horner_low<V: Vector<Elem = f32>>(x: V, c: &[f32]) -> V {
-    let mut acc = s::<V>(c[c.len() - 1]);
-    for &ci in c[..c.len() - 1].iter().rev() {
-        acc = acc.mul_add(x, s(ci));
+    let (mut len, mut p) = (N, x);
+    while len > 1 {
+        let half = len.div_ceil(2);
+        for i in 0..half {
+            buf[i] = if 2 * i + 1 < len {
+                buf[2 * i + 1].mul_add(p, buf[2 * i])
+            } else {
+                buf[2 * i]
+            };
+        }
+        len = half;
+        if len > 1 {
+            p = p.mul(p);
+        }
     }
-    acc
+    buf[0]
 }
 
 /// `1.5 * 2^23`: adding it to a float of magnitude below 2^22 rounds to an integer (ties to
@@ -105,7 +113,7 @@ fn reduce_expm1<V: Vector<Elem = f32>>(x: V) -> (V, V) {
     let n = x.mul_add(s(LOG2E), s(ROUNDER)).sub(s(ROUNDER));
     let r = n.mul_add(s(-LN2_HI), x);
     let r = n.mul_add(s(-LN2_LO), r);
-    let em1 = r.mul(r).mul_add(horner(r, &EXPM1_Q), r);
+    let em1 = r.mul(r).mul_add(poly(r, &EXPM1_Q), r);
     (n, em1)
 }
 
@@ -124,8 +132,15 @@ fn scale_pow2<V: Vector<Elem = f32>>(p: V, n: V) -> V {
 /// -103.97; `exp(-inf) = 0`, `exp(+inf) = inf`, NaN propagates.
 #[inline(always)]
 pub(crate) fn exp<V: Vector<Elem = f32>>(x: V) -> V {
+    // Common case: every lane has |x| < 87, so 2^n is a normal number and one multiply
+    // scales (the branch is per vector and predictable). Otherwise (or for NaN) the careful
+    // path below.
+    if V::all_set(x.abs().lt(s(87.0))) {
+        let (n, em1) = reduce_expm1(x);
+        return em1.add(s(1.0)).mul(n.pow2i());
+    }
     // Beyond these bounds the result is already 0 or inf; clamping keeps `n` in range
-    // (`max`/`min` propagate NaN).
+    // (NaN stays NaN).
     let xc = x.at_least(s(-104.0)).at_most(s(89.0));
     let (n, em1) = reduce_expm1(xc);
     scale_pow2(em1.add(s(1.0)), n)
@@ -158,8 +173,8 @@ fn sign_bit<V: Vector<Elem = f32>>(x: V) -> V {
 pub(crate) fn tanh<V: Vector<Elem = f32>>(x: V) -> V {
     let a = x.abs().at_most(s(9.0));
     let t = a.mul(a);
-    let p = horner_low(t, &TANH_P);
-    let q = horner_low(t, &TANH_Q);
+    let p = poly(t, &TANH_P);
+    let q = poly(t, &TANH_Q);
     a.mul(p).div(q).at_most(s(1.0)).or(sign_bit(x))
 }
 
@@ -179,8 +194,8 @@ pub(crate) fn sigmoid<V: Vector<Elem = f32>>(x: V) -> V {
 pub(crate) fn erf<V: Vector<Elem = f32>>(x: V) -> V {
     let xc = x.at_least(s(-4.0)).at_most(s(4.0));
     let t = xc.mul(xc);
-    let p = horner_low(t, &ERF_P);
-    let q = horner_low(t, &ERF_Q);
+    let p = poly(t, &ERF_P);
+    let q = poly(t, &ERF_Q);
     xc.mul(p.div(q)).at_least(s(-1.0)).at_most(s(1.0))
 }
 
@@ -190,7 +205,7 @@ pub(crate) fn erf<V: Vector<Elem = f32>>(x: V) -> V {
 pub(crate) fn log1p_unit<V: Vector<Elem = f32>>(y: V) -> V {
     let z = y.div(y.add(s(2.0)));
     let z2 = z.mul(z);
-    let r = horner(z2, &LOG1P_R);
+    let r = poly(z2, &LOG1P_R);
     z.mul(z2).mul_add(r, z.add(z))
 }
 
