@@ -7,7 +7,10 @@ use clap::Parser;
 use nnkern::bench::cli::{run, BenchArgs};
 
 #[derive(Parser)]
-#[command(name = "nnkern-bench", about = "Run an nnkern benchmark suite (JSON lines out)")]
+#[command(
+    name = "nnkern-bench",
+    about = "Run an nnkern benchmark suite (JSON lines out)"
+)]
 struct Cli {
     #[command(flatten)]
     args: BenchArgs,

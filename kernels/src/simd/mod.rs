@@ -13,8 +13,8 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]
-use avx2::{F32x8Avx2, F64x4Avx2};
-use portable::{F32x8Wide, F64x4Wide};
+pub(crate) use avx2::{F32x8Avx2, F64x4Avx2};
+pub(crate) use portable::{F32x8Wide, F64x4Wide};
 
 /// An instruction-set path for the native kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
