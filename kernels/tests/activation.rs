@@ -129,6 +129,12 @@ fn erf_error_over_whole_range() {
 }
 
 #[test]
+fn normal_cdf_error_over_whole_range() {
+    let cdf = |x: f64| 0.5 * (1.0 + erf_reference(x * std::f64::consts::FRAC_1_SQRT_2));
+    check_math(MathFn::NormalCdf, cdf, 0.0, 2e-7, any);
+}
+
+#[test]
 fn log1p_unit_error_over_its_range() {
     check_math(MathFn::Log1pUnit, f64::ln_1p, 2.0, 2.0 * DENORM, |x| {
         (0.0..=1.0).contains(&x)

@@ -24,7 +24,7 @@ macro_rules! avx2_vector {
      add = $add:ident, sub = $sub:ident, mul = $mul:ident, div = $div:ident, fmadd = $fmadd:ident,
      max = $max:ident, min = $min:ident, cmp = $cmp:ident, blend = $blend:ident,
      and = $and:ident, or = $or:ident, andnot = $andnot:ident,
-     cast_i = $cast_i:ident, cast_f = $cast_f:ident, slli = $slli:ident, movemask = $movemask:ident,
+     cast_i = $cast_i:ident, cast_f = $cast_f:ident, slli = $slli:ident,
      magic = $magic:expr, shift = $shift:expr) => {
         impl Vector for $name {
             type Elem = $t;
@@ -143,11 +143,6 @@ macro_rules! avx2_vector {
                 $name(unsafe { $cmp::<_CMP_EQ_OQ>(self.0, b.0) })
             }
             #[inline(always)]
-            fn all_set(mask: Self) -> bool {
-                // SAFETY: AVX2 available (module invariant).
-                unsafe { $movemask(mask.0) == (1 << $lanes) - 1 }
-            }
-            #[inline(always)]
             fn select(mask: Self, a: Self, b: Self) -> Self {
                 // SAFETY: AVX2 available (module invariant). blendv picks `a` where the mask's
                 // sign bit is set, which all-ones masks have.
@@ -191,7 +186,6 @@ avx2_vector!(
     cast_i = _mm256_castps_si256,
     cast_f = _mm256_castsi256_ps,
     slli = _mm256_slli_epi32,
-    movemask = _mm256_movemask_ps,
     magic = 127.0 + 12_582_912.0,
     shift = 23
 );
@@ -219,7 +213,6 @@ avx2_vector!(
     cast_i = _mm256_castpd_si256,
     cast_f = _mm256_castsi256_pd,
     slli = _mm256_slli_epi64,
-    movemask = _mm256_movemask_pd,
     magic = 1023.0 + 6_755_399_441_055_744.0,
     shift = 52
 );

@@ -167,8 +167,6 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     fn lt(self, b: Self) -> Self;
     /// Mask of `self == b` (false for NaN).
     fn eq(self, b: Self) -> Self;
-    /// Whether every lane of a comparison mask is set.
-    fn all_set(mask: Self) -> bool;
     /// Lane-wise `mask ? a : b` for a mask from the comparisons above.
     fn select(mask: Self, a: Self, b: Self) -> Self;
     /// Bitwise and of the lanes' bit patterns (e.g. `x.and(mask)` zeroes lanes where false).

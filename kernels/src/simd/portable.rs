@@ -121,10 +121,6 @@ macro_rules! wide_vector {
                 $name(self.0.cmp_eq(b.0))
             }
             #[inline(always)]
-            fn all_set(mask: Self) -> bool {
-                mask.0.all()
-            }
-            #[inline(always)]
             fn select(mask: Self, a: Self, b: Self) -> Self {
                 $name(mask.0.blend(a.0, b.0))
             }

@@ -148,10 +148,6 @@ macro_rules! scalar_vector {
                 mask_of(self == b)
             }
             #[inline(always)]
-            fn all_set(mask: Self) -> bool {
-                mask.to_bits() != 0
-            }
-            #[inline(always)]
             fn select(mask: Self, a: Self, b: Self) -> Self {
                 if mask.to_bits() != 0 {
                     a
