@@ -15,7 +15,9 @@ use crate::Backend;
 use num_traits::Float;
 use rayon::prelude::*;
 
-/// The maximum of a row (NaN if any entry is NaN, `-inf` for an empty row).
+/// The maximum of a row (`-inf` for an empty row). A NaN entry may or may not show in the
+/// result: every caller goes on to compute `x - max` for each entry, which turns the NaN
+/// into NaN outputs anyway, so the cheap one-instruction max is used.
 #[inline(always)]
 pub(crate) fn row_max<V: Vector<Elem = f32>>(x: &[f32]) -> f32 {
     let l = V::LANES;
@@ -29,10 +31,10 @@ pub(crate) fn row_max<V: Vector<Elem = f32>>(x: &[f32]) -> f32 {
         unsafe {
             while i + 4 * l <= n {
                 let p = x.as_ptr().add(i);
-                a = a.max(V::load(p));
-                b = b.max(V::load(p.add(l)));
-                c = c.max(V::load(p.add(2 * l)));
-                d = d.max(V::load(p.add(3 * l)));
+                a = V::load(p).at_least(a);
+                b = V::load(p.add(l)).at_least(b);
+                c = V::load(p.add(2 * l)).at_least(c);
+                d = V::load(p.add(3 * l)).at_least(d);
                 i += 4 * l;
             }
         }

@@ -153,7 +153,8 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     fn reduce_sum(self) -> Self::Elem;
     /// The largest lane; NaN if any lane is NaN.
     fn reduce_max(self) -> Self::Elem;
-    /// `max(self, lo)` for a non-NaN `lo`, one instruction: NaN lanes of `self` stay NaN.
+    /// `max(self, lo)`, one instruction: NaN lanes of `self` stay NaN (where `lo` is NaN and
+    /// `self` is not, either lane may result).
     fn at_least(self, lo: Self) -> Self;
     /// `min(self, hi)` for a non-NaN `hi`, one instruction: NaN lanes of `self` stay NaN.
     fn at_most(self, hi: Self) -> Self;
