@@ -2,7 +2,7 @@
 //! [`Vector`] so that one body serves all ISAs. Each is a small `Copy` struct implementing
 //! [`Unary`] (forward: `x -> y`) or [`Binary`] (backward: `(x or y, dy) -> dx`).
 
-use crate::simd::math::{exp, expm1, log1p_unit, normal_cdf, sigmoid, tanh};
+use crate::simd::math::{exp_nonpos, expm1, log1p_unit, normal_cdf, sigmoid, tanh};
 use crate::simd::Vector;
 
 /// An elementwise map `x -> y`.
@@ -152,7 +152,7 @@ impl Binary for GeluBwd {
         // Beyond |x| = 20 the density term is 0 in f32; clamping avoids inf * 0.
         let xc = x.at_least(s(-20.0)).at_most(s(20.0));
         // normal_cdf(x) = exp(-x^2/2 - ln sqrt(2 pi)): the constant folded into the exponent.
-        let pdf = exp(xc.mul(xc).mul_add(s(-0.5), s(-LN_SQRT_2PI)));
+        let pdf = exp_nonpos(xc.mul(xc).mul_add(s(-0.5), s(-LN_SQRT_2PI)));
         dy.mul(xc.mul_add(pdf, normal_cdf(xc)))
     }
 }
@@ -223,7 +223,7 @@ pub(crate) struct SoftplusFwd;
 impl Unary for SoftplusFwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
-        let e = exp(V::zero().sub(x.abs()));
+        let e = exp_nonpos(V::zero().sub(x.abs()));
         x.at_least(V::zero()).add(log1p_unit(e))
     }
 }

@@ -9,7 +9,7 @@
 
 use super::driver::{PAR_CHUNK, PAR_MIN_LEN};
 use crate::error::{check_len, checked_mul, KernelError};
-use crate::simd::math::exp;
+use crate::simd::math::{exp, exp_nonpos};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use crate::Backend;
 use num_traits::Float;
@@ -65,8 +65,8 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     unsafe {
         while i + 2 * l <= n {
             let p = x.as_ptr().add(i);
-            let e0 = exp(V::load(p).sub(vm));
-            let e1 = exp(V::load(p.add(l)).sub(vm));
+            let e0 = exp_nonpos(V::load(p).sub(vm));
+            let e1 = exp_nonpos(V::load(p.add(l)).sub(vm));
             if STORE {
                 e0.store(out.as_mut_ptr().add(i));
                 e1.store(out.as_mut_ptr().add(i + l));
@@ -76,7 +76,7 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
             i += 2 * l;
         }
         if i + l <= n {
-            let e0 = exp(V::load(x.as_ptr().add(i)).sub(vm));
+            let e0 = exp_nonpos(V::load(x.as_ptr().add(i)).sub(vm));
             if STORE {
                 e0.store(out.as_mut_ptr().add(i));
             }
@@ -86,7 +86,7 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     }
     let mut sum = s0.add(s1).reduce_sum();
     for j in i..n {
-        let e = exp::<f32>(x[j] - m);
+        let e = exp_nonpos::<f32>(x[j] - m);
         if STORE {
             out[j] = e;
         }

@@ -145,6 +145,17 @@ pub(crate) fn exp<V: Vector<Elem = f32>>(x: V) -> V {
     exp_parts(n, em1)
 }
 
+/// `e^x` for `x <= 0` (or NaN; positive inputs give unspecified values): [`exp`] without the
+/// overflow-side clamps, for softmax, sigmoid, softplus and the normal density, whose
+/// arguments are never positive. Same accuracy as [`exp`].
+#[inline(always)]
+pub(crate) fn exp_nonpos<V: Vector<Elem = f32>>(x: V) -> V {
+    let (n, em1) = reduce_expm1(x.at_least(s(-104.0)));
+    let n1 = n.at_least(s(-126.0));
+    let s1 = n1.pow2i();
+    em1.mul_add(s1, s1).mul(n.sub(n1).pow2i())
+}
+
 /// `e^x - 1` without cancellation near 0. `expm1(-inf) = -1`, `expm1(+inf) = inf`, `-0` and
 /// subnormals are returned unchanged, NaN propagates.
 #[inline(always)]
@@ -182,7 +193,7 @@ pub(crate) fn tanh<V: Vector<Elem = f32>>(x: V) -> V {
 /// results of large negative `x`. `sigmoid(-inf) = 0`, `sigmoid(inf) = 1`, NaN propagates.
 #[inline(always)]
 pub(crate) fn sigmoid<V: Vector<Elem = f32>>(x: V) -> V {
-    let e = exp(V::zero().sub(x.abs()));
+    let e = exp_nonpos(V::zero().sub(x.abs()));
     let num = V::select(x.lt(V::zero()), e, s(1.0));
     num.div(e.add(s(1.0)))
 }
