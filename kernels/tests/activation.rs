@@ -383,7 +383,9 @@ fn results_identical_across_thread_counts() {
 #[test]
 fn streaming_path_matches_small_pieces() {
     let n = (1 << 22) + 37;
-    let x: Vec<f32> = (0..n + 1).map(|i| ((i * 7919) % 10_007) as f32 * 1e-3 - 5.0).collect();
+    let x: Vec<f32> = (0..n + 1)
+        .map(|i| ((i * 7919) % 10_007) as f32 * 1e-3 - 5.0)
+        .collect();
     let x = &x[1..]; // misaligned input
     for isa in Isa::ALL {
         for act in [Activation::Tanh, Activation::Relu] {
@@ -405,7 +407,10 @@ fn streaming_path_matches_small_pieces() {
                 }
             });
             assert!(bits(&big[3..]) == bits(&small), "{act:?} {isa:?} forward");
-            assert!(bits(&dbig[1..]) == bits(&dsmall), "{act:?} {isa:?} backward");
+            assert!(
+                bits(&dbig[1..]) == bits(&dsmall),
+                "{act:?} {isa:?} backward"
+            );
         }
     }
 }
