@@ -38,12 +38,14 @@
 //! Threads: work is split over whole `(n, c)` planes, so every output is computed by one thread
 //! in a fixed order: results are bitwise identical for any pool size. Small inputs stay on the
 //! calling thread. `Backend::OpenBlas` (OpenBLAS has no pooling) runs the native path;
-//! `Backend::Reference` the plain loops of [`reference`].
+//! `Backend::Reference` the plain loops of [`mod@reference`].
 
 mod avg;
 mod global;
 mod max;
+mod max_blocked;
 pub mod reference;
+mod rowops;
 
 pub use global::{global_avg_pool2d_backward, global_avg_pool2d_forward};
 pub use reference::{
@@ -233,17 +235,6 @@ fn check_io(
 ) -> Result<(), KernelError> {
     check_min_len(in_name, p.input_len(), in_len)?;
     check_min_len(out_name, p.output_len(), out_len)
-}
-
-/// Outputs per block of the vectorised row loops (max 2x2 fast path, average horizontal pass). A row is covered by blocks at 0, 8, 16, ... and
-/// a last block ending at the row's end, overlapping the one before (recomputing an output
-/// writes the same values), so short rows like MNIST's 13 outputs need no scalar tail.
-pub(crate) const BLOCK: usize = 8;
-
-/// Starts of the blocks covering `0..len` (`len >= BLOCK`), the last one ending at `len`.
-#[inline(always)]
-pub(crate) fn block_starts(len: usize) -> impl Iterator<Item = usize> {
-    (0..len.div_ceil(BLOCK)).map(move |b| (b * BLOCK).min(len - BLOCK))
 }
 
 /// Below this many elements moved per call, a pooling runs on the calling thread.
