@@ -1,1 +1,265 @@
-//! Micro-kernels per ISA.
+//! Micro-kernels: one register-tiled body, generic over the vector type, instantiated per ISA
+//! with its block sizes (the BLIS "context": MR, NR, MC, KC, NC). Adding an ISA means adding
+//! one `GemmKernel` impl here; the frame (blocking, packing, threads) is shared.
+//!
+//! Names follow XNNPACK: `F32Gemm6x16Avx2Fma` computes a 6 x 16 tile of f32 with AVX2+FMA.
+
+use crate::simd::Vector;
+use num_traits::{Float, Zero};
+
+/// One call of the macro-kernel: a block of packed A (MR-row panels, `kc` deep) times a chunk
+/// of packed B (NR-column panels), written into C with alpha/beta.
+pub(super) struct MacroArgs<T> {
+    /// Depth of this K block.
+    pub kc: usize,
+    /// Packed A: `ceil(m / MR)` panels of `kc * MR` elements.
+    pub a: *const T,
+    /// Packed B: `ceil(n / NR)` panels of `kc * NR` elements.
+    pub b: *const T,
+    /// Rows of C in this block.
+    pub m: usize,
+    /// Columns of C in this chunk.
+    pub n: usize,
+    /// C at the block's first element.
+    pub c: *mut T,
+    /// Row stride of C.
+    pub ldc: usize,
+    pub alpha: T,
+    /// Scale of the old C (1 after the first K block; 0 overwrites without reading).
+    pub beta: T,
+}
+
+/// A micro-kernel with its block sizes.
+pub(super) trait GemmKernel<T>: Sync {
+    /// Rows of the register tile.
+    const MR: usize;
+    /// Columns of the register tile.
+    const NR: usize;
+    /// Rows of an A block (a multiple of MR; the block stays in L2).
+    const MC: usize;
+    /// Depth of a K block (a B micro-panel `KC x NR` stays in L1).
+    const KC: usize;
+    /// Columns of a B block (a multiple of NR; the block stays in L3).
+    const NC: usize;
+    /// Runs the macro-kernel.
+    ///
+    /// # Safety
+    /// The pointers of `args` cover the packed panels and the `m x n` block of C (row stride
+    /// `ldc`); no other thread touches that block of C during the call.
+    unsafe fn run(args: &MacroArgs<T>);
+}
+
+/// The macro-kernel: every MR x NR tile of the block, B panel outermost so it stays in L1
+/// while the A panels stream from L2.
+///
+/// # Safety
+/// As [`GemmKernel::run`]; `NRV * V::LANES` is the kernel's NR.
+#[inline(always)]
+unsafe fn macro_kernel<V: Vector, const MR: usize, const NRV: usize>(args: &MacroArgs<V::Elem>)
+where
+    V::Elem: Float,
+{
+    let nr = NRV * V::LANES;
+    let kc = args.kc;
+    let mut j = 0;
+    while j < args.n {
+        let nr_eff = nr.min(args.n - j);
+        // SAFETY: panel j / nr of packed B exists (the caller packed ceil(n / NR) panels).
+        let b = unsafe { args.b.add((j / nr) * kc * nr) };
+        let mut i = 0;
+        while i < args.m {
+            let mr_eff = MR.min(args.m - i);
+            // SAFETY: panel i / MR of packed A exists; the tile of C is inside the block.
+            unsafe {
+                let a = args.a.add((i / MR) * kc * MR);
+                let c = args.c.add(i * args.ldc + j);
+                // Start fetching the C tile now so the write-back does not wait on memory.
+                for r in 0..mr_eff {
+                    prefetch(c.add(r * args.ldc));
+                    prefetch(c.add(r * args.ldc + nr_eff - 1));
+                }
+                let acc = tile::<V, MR, NRV>(kc, a, b);
+                if mr_eff == MR && nr_eff == nr {
+                    store_full::<V, MR, NRV>(&acc, c, args.ldc, args.alpha, args.beta);
+                } else {
+                    store_edge::<V, MR, NRV>(
+                        &acc, c, args.ldc, mr_eff, nr_eff, args.alpha, args.beta,
+                    );
+                }
+            }
+            i += MR;
+        }
+        j += nr;
+    }
+}
+
+/// Hints the cache to fetch the line holding `p` (no-op off x86-64).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The register tile: `acc[i][v] = sum_p a[p][i] * b[p][v]` over the packed panels, in order
+/// of p (the fixed reduction order that makes results independent of threads).
+///
+/// # Safety
+/// `a` holds `kc * MR` elements, `b` holds `kc * NRV * LANES`.
+#[inline(always)]
+unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
+    kc: usize,
+    a: *const V::Elem,
+    b: *const V::Elem,
+) -> [[V; NRV]; MR] {
+    let nr = NRV * V::LANES;
+    let mut acc = [[V::zero(); NRV]; MR];
+    let (mut a, mut b) = (a, b);
+    for _ in 0..kc {
+        let mut bv = [V::zero(); NRV];
+        for (v, bv) in bv.iter_mut().enumerate() {
+            // SAFETY: within the packed B panel (p < kc).
+            *bv = unsafe { V::load(b.add(v * V::LANES)) };
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            // SAFETY: within the packed A panel.
+            let av = V::splat(unsafe { *a.add(i) });
+            for (acc, bv) in row.iter_mut().zip(bv.iter()) {
+                *acc = av.mul_add(*bv, *acc);
+            }
+        }
+        // wrapping_add: after the last step the pointers may leave the buffers (never read).
+        a = a.wrapping_add(MR);
+        b = b.wrapping_add(nr);
+    }
+    acc
+}
+
+/// Writes a full tile: `C = alpha * acc + beta * C` (`beta == 0`: C is not read).
+///
+/// # Safety
+/// `c` addresses an `MR x NR` tile with row stride `ldc`.
+#[inline(always)]
+unsafe fn store_full<V: Vector, const MR: usize, const NRV: usize>(
+    acc: &[[V; NRV]; MR],
+    c: *mut V::Elem,
+    ldc: usize,
+    alpha: V::Elem,
+    beta: V::Elem,
+) where
+    V::Elem: Float,
+{
+    let alpha_v = V::splat(alpha);
+    let beta_v = V::splat(beta);
+    for (i, row) in acc.iter().enumerate() {
+        for (v, acc) in row.iter().enumerate() {
+            // SAFETY: inside the tile.
+            unsafe {
+                let p = c.add(i * ldc + v * V::LANES);
+                let out = if beta == V::Elem::zero() {
+                    acc.mul(alpha_v)
+                } else {
+                    acc.mul_add(alpha_v, V::load(p).mul(beta_v))
+                };
+                out.store(p);
+            }
+        }
+    }
+}
+
+/// Writes the top-left `mr x nr` part of a tile at the edge of C.
+///
+/// # Safety
+/// `c` addresses an `mr x nr` tile with row stride `ldc`.
+#[inline(always)]
+unsafe fn store_edge<V: Vector, const MR: usize, const NRV: usize>(
+    acc: &[[V; NRV]; MR],
+    c: *mut V::Elem,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    alpha: V::Elem,
+    beta: V::Elem,
+) where
+    V::Elem: Float,
+{
+    let mut buf = [V::Elem::zero(); 64];
+    for (i, row) in acc.iter().enumerate().take(mr) {
+        for (v, acc) in row.iter().enumerate() {
+            // SAFETY: buf holds 64 >= NRV * LANES elements (checked by the kernel consts).
+            unsafe { acc.store(buf.as_mut_ptr().add(v * V::LANES)) };
+        }
+        for (j, &x) in buf.iter().enumerate().take(nr) {
+            // SAFETY: (i, j) is inside the mr x nr tile.
+            unsafe {
+                let p = c.add(i * ldc + j);
+                *p = if beta == V::Elem::zero() {
+                    alpha * x
+                } else {
+                    alpha * x + beta * *p
+                };
+            }
+        }
+    }
+}
+
+macro_rules! gemm_kernel {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $v:ty, mr = $mr:expr, nrv = $nrv:expr,
+     mc = $mc:expr, kc = $kc:expr, nc = $nc:expr $(, target_feature = $tf:literal)?) => {
+        $(#[$doc])*
+        pub(super) struct $name;
+
+        impl GemmKernel<$t> for $name {
+            const MR: usize = $mr;
+            const NR: usize = $nrv * <$v as Vector>::LANES;
+            const MC: usize = $mc;
+            const KC: usize = $kc;
+            const NC: usize = $nc;
+            unsafe fn run(args: &MacroArgs<$t>) {
+                $(#[target_feature(enable = $tf)])?
+                unsafe fn body(args: &MacroArgs<$t>) {
+                    // SAFETY: forwarded from `run`'s contract.
+                    unsafe { macro_kernel::<$v, $mr, $nrv>(args) }
+                }
+                // SAFETY: `run`'s contract; for the AVX2 kernels, the frame only selects them
+                // when the CPU has AVX2 and FMA (`Isa::supported`).
+                unsafe { body(args) }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+gemm_kernel!(
+    /// f32, 6 x 16 tile (12 ymm accumulators), AVX2+FMA.
+    F32Gemm6x16Avx2Fma, f32, crate::simd::F32x8Avx2, mr = 6, nrv = 2,
+    mc = 144, kc = 256, nc = 4080, target_feature = "avx2,fma"
+);
+#[cfg(target_arch = "x86_64")]
+gemm_kernel!(
+    /// f64, 6 x 8 tile (12 ymm accumulators), AVX2+FMA.
+    F64Gemm6x8Avx2Fma, f64, crate::simd::F64x4Avx2, mr = 6, nrv = 2,
+    mc = 72, kc = 256, nc = 4080, target_feature = "avx2,fma"
+);
+gemm_kernel!(
+    /// f32, 4 x 8 tile, `wide` (SSE2 on baseline x86-64, NEON on aarch64).
+    F32Gemm4x8Wide, f32, crate::simd::F32x8Wide, mr = 4, nrv = 1,
+    mc = 128, kc = 256, nc = 4096
+);
+gemm_kernel!(
+    /// f64, 4 x 4 tile, `wide`.
+    F64Gemm4x4Wide, f64, crate::simd::F64x4Wide, mr = 4, nrv = 1,
+    mc = 64, kc = 256, nc = 4096
+);
+gemm_kernel!(
+    /// f32, 4 x 4 tile, scalar.
+    F32Gemm4x4Scalar, f32, f32, mr = 4, nrv = 4, mc = 128, kc = 256, nc = 4096
+);
+gemm_kernel!(
+    /// f64, 4 x 4 tile, scalar.
+    F64Gemm4x4Scalar, f64, f64, mr = 4, nrv = 4, mc = 64, kc = 256, nc = 4096
+);

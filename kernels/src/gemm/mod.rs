@@ -264,7 +264,25 @@ pub fn gemm<T: GemmScalar>(
         Backend::Native => T::native(g, layout, a, b, c),
         Backend::Reference => reference::gemm_resolved(g, layout, a, b, c),
         #[cfg(feature = "openblas")]
-        Backend::OpenBlas => T::openblas(g, layout, a, b, c),
+        Backend::OpenBlas => {
+            // cblas takes 32-bit sizes.
+            for (arg, v) in [
+                ("m", g.m),
+                ("n", g.n),
+                ("k", g.k),
+                ("lda", layout.lda),
+                ("ldb", layout.ldb),
+                ("ldc", layout.ldc),
+            ] {
+                if i32::try_from(v).is_err() {
+                    return Err(KernelError::InvalidParam {
+                        arg,
+                        what: format!("{v} exceeds the cblas limit of i32::MAX"),
+                    });
+                }
+            }
+            T::openblas(g, layout, a, b, c)
+        }
         #[cfg(not(feature = "openblas"))]
         Backend::OpenBlas => {
             return Err(KernelError::BackendUnavailable {

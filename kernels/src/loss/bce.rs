@@ -2,7 +2,8 @@
 //! `loss_i = max(x, 0) - x y + log1p(exp(-|x|))` (PyTorch's `binary_cross_entropy_with_logits`
 //! without weights), with `dloss_i/dx_i = sigmoid(x) - y`.
 
-use super::pointwise::{run, run_reference, Reduction};
+use super::pointwise::{run, run_reference};
+use super::Reduction;
 use crate::error::KernelError;
 use crate::Backend;
 use num_traits::Float;

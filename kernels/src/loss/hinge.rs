@@ -1,7 +1,8 @@
 //! Hinge loss for binary classification: `loss_i = max(0, 1 - y x)`, with
 //! `dloss_i/dx_i = -y` where `1 - y x > 0` and 0 elsewhere (the subgradient 0 at the kink).
 
-use super::pointwise::{run, run_reference, Reduction};
+use super::pointwise::{run, run_reference};
+use super::Reduction;
 use crate::error::KernelError;
 use crate::Backend;
 use num_traits::Float;

@@ -1,6 +1,7 @@
 //! Mean squared error: `loss_i = (pred_i - target_i)^2`, `dloss_i/dpred_i = 2 (pred_i - target_i)`.
 
-use super::pointwise::{run, run_reference, Reduction};
+use super::pointwise::{run, run_reference};
+use super::Reduction;
 use crate::error::KernelError;
 use crate::Backend;
 use num_traits::Float;

@@ -6,18 +6,9 @@
 //! in block order. Threads take whole blocks, so the result does not depend on how many there
 //! are, and the f64 sums keep the loss accurate to about f32 rounding of the final value.
 
+use super::Reduction;
 use crate::error::{check_len, check_min_len, KernelError};
 use rayon::prelude::*;
-
-/// How a loss combines its per-element terms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Reduction {
-    /// The mean over all elements (PyTorch's default). An empty input gives NaN, as in PyTorch.
-    #[default]
-    Mean,
-    /// The sum over all elements (0 for an empty input).
-    Sum,
-}
 
 /// Most blocks of one call (the partial sums live in a stack array).
 const BLOCKS: usize = 64;
