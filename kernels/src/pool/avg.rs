@@ -126,10 +126,13 @@ fn horizontal(p: &Pool2dParams, row: &[f32], inv: &[f32], y: &mut [f32]) {
         for j in block_starts(y.len()) {
             let inv = (&inv[j..][..BLOCK]).try_into().expect("BLOCK scales");
             let out = (&mut y[j..][..BLOCK]).try_into().expect("BLOCK outputs");
-            if sw == 1 {
-                horizontal_block::<1>(&row[j..], kw, inv, out);
-            } else {
-                horizontal_block::<2>(&row[2 * j..], kw, inv, out);
+            // Literal kernel widths let the compiler unroll the common cases.
+            match (sw, kw) {
+                (1, 3) => horizontal_block::<1>(&row[j..], 3, inv, out),
+                (1, _) => horizontal_block::<1>(&row[j..], kw, inv, out),
+                (_, 2) => horizontal_block::<2>(&row[2 * j..], 2, inv, out),
+                (_, 3) => horizontal_block::<2>(&row[2 * j..], 3, inv, out),
+                _ => horizontal_block::<2>(&row[2 * j..], kw, inv, out),
             }
         }
         return;
