@@ -339,8 +339,11 @@ fn avg_pool_propagates_nan_and_inf() {
 
 #[test]
 fn identical_bits_for_any_thread_count() {
-    let p = Pool2dParams::new([3, 16, 31, 29], [3, 2], [2, 2], [1, 1]).unwrap();
-    let p2 = Pool2dParams::new([3, 16, 30, 30], [2, 2], [2, 2], [0, 0]).unwrap();
+    // Big enough (over 2^16 elements moved) for the parallel paths; a general, a blocked
+    // and the 2x2 max path.
+    let p = Pool2dParams::new([4, 16, 41, 29], [3, 2], [3, 2], [1, 1]).unwrap();
+    let p1 = Pool2dParams::new([4, 16, 41, 39], [3, 3], [2, 2], [1, 1]).unwrap();
+    let p2 = Pool2dParams::new([4, 16, 40, 40], [2, 2], [2, 2], [0, 0]).unwrap();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -348,7 +351,7 @@ fn identical_bits_for_any_thread_count() {
             .unwrap();
         pool.install(|| {
             let mut bits = Vec::new();
-            for p in [&p, &p2] {
+            for p in [&p, &p1, &p2] {
                 let x = data(p.input_len(), 7, true);
                 let dy = data(p.output_len(), 8, false);
                 let (mut y, mut arg) = (vec![0.0; p.output_len()], vec![0; p.output_len()]);

@@ -21,11 +21,17 @@ pub(super) fn forward(p: &Pool2dParams, x: &[f32], y: &mut [f32], argmax: &mut [
     let isa = Isa::active();
     let (inp, outp) = (p.in_plane(), p.out_plane());
     let work = inp + 2 * outp;
-    let _ = for_planes2(p.planes(), work, y, outp, argmax, outp, |first, y, arg| {
-        let x = &x[first * inp..];
-        dispatch(isa, Forward { p, x, y, arg });
-        Ok(())
-    });
+    let _ = for_planes2(
+        p.planes(),
+        work,
+        (y, outp),
+        (argmax, outp),
+        |first, y, arg| {
+            let x = &x[first * inp..];
+            dispatch(isa, Forward { p, x, y, arg });
+            Ok(())
+        },
+    );
 }
 
 /// Backward over all planes (arguments already validated).

@@ -252,30 +252,27 @@ fn planes_per_task(planes: usize, elems_per_plane: usize) -> Option<usize> {
 }
 
 /// Runs `f(first_plane, a_chunk, b_chunk)` over chunks of whole planes of two outputs `a`
-/// (`a_plane` elements per plane) and `b` (`b_plane`), in parallel for big work.
+/// (`a_plane > 0` elements per plane) and `b` (`b_plane > 0`), in parallel for big work.
 fn for_planes2<A: Send, B: Send>(
     planes: usize,
     work_per_plane: usize,
-    a: &mut [A],
-    a_plane: usize,
-    b: &mut [B],
-    b_plane: usize,
+    (a, a_plane): (&mut [A], usize),
+    (b, b_plane): (&mut [B], usize),
     f: impl Fn(usize, &mut [A], &mut [B]) -> Result<(), KernelError> + Sync,
 ) -> Result<(), KernelError> {
     let (a, b) = (&mut a[..planes * a_plane], &mut b[..planes * b_plane]);
     match planes_per_task(planes, work_per_plane) {
         None => f(0, a, b),
-        Some(k) if a_plane > 0 && b_plane > 0 => a
+        Some(k) => a
             .par_chunks_mut(k * a_plane)
             .zip(b.par_chunks_mut(k * b_plane))
             .enumerate()
             .try_for_each(|(i, (a, b))| f(i * k, a, b)),
-        Some(_) => f(0, a, b),
     }
 }
 
-/// Runs `f(first_plane, chunk)` over chunks of whole planes of `out` (`out_plane` elements per
-/// plane), in parallel for big work.
+/// Runs `f(first_plane, chunk)` over chunks of whole planes of `out` (`out_plane > 0`
+/// elements per plane), in parallel for big work.
 fn for_planes<A: Send>(
     planes: usize,
     work_per_plane: usize,
@@ -283,16 +280,14 @@ fn for_planes<A: Send>(
     out_plane: usize,
     f: impl Fn(usize, &mut [A]) -> Result<(), KernelError> + Sync,
 ) -> Result<(), KernelError> {
-    let mut none: [(); 0] = [];
-    for_planes2(
-        planes,
-        work_per_plane,
-        out,
-        out_plane,
-        &mut none,
-        0,
-        |i, a, _| f(i, a),
-    )
+    let out = &mut out[..planes * out_plane];
+    match planes_per_task(planes, work_per_plane) {
+        None => f(0, out),
+        Some(k) => out
+            .par_chunks_mut(k * out_plane)
+            .enumerate()
+            .try_for_each(|(i, chunk)| f(i * k, chunk)),
+    }
 }
 
 /// Max pooling forward: `y` gets the maximum of each window and `argmax` the offset of the
