@@ -1,7 +1,7 @@
 //! Native max pooling. The common 2x2 stride-2 unpadded case has its own loop over blocks of
 //! 8 outputs: each output reads its four cells with branch-free selects, on fixed-size arrays
-//! the compiler vectorises inside the ISA's target-feature function (the `Vector` trait has no
-//! compare or shuffle), and its backward writes every `dx` cell once, with no separate zero
+//! the compiler vectorises inside the ISA's target-feature function (`Vector` has no integer
+//! lanes for the argmax nor strided loads), and its backward writes every `dx` cell once, with no separate zero
 //! fill. Strides 1 and 2 with at least 8 outputs per row take the blocked loop of
 //! `max_blocked.rs`; other shapes the general loop over clipped windows.
 

@@ -1,6 +1,7 @@
 //! Max pooling forward for strides 1 and 2 with any window and padding, over blocks of
 //! [`BLOCK`] outputs of a row: each window cell is one strided gather of `BLOCK` values and one
-//! compare-and-select, which the compiler vectorises (the `Vector` trait has no compare).
+//! compare-and-select, which the compiler vectorises (`Vector` has no integer lanes for the
+//! argmax nor strided loads).
 //!
 //! Cells are visited in the reference's order (window rows top to bottom, each left to right)
 //! with the same update rule, so values and argmaxes are identical to the reference. Padding

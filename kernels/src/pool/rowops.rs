@@ -3,9 +3,10 @@
 
 use crate::simd::Vector;
 
-/// Outputs per block of the vectorised row loops (max 2x2 fast path, average horizontal pass). A row is covered by blocks at 0, 8, 16, ... and
-/// a last block ending at the row's end, overlapping the one before (recomputing an output
-/// writes the same values), so short rows like MNIST's 13 outputs need no scalar tail.
+/// Outputs per block of the vectorised row loops (max pooling, the average's horizontal pass).
+/// A row is covered by blocks at 0, 8, 16, ... and a last block ending at the row's end,
+/// overlapping the one before (recomputing an output writes the same values), so short rows
+/// like MNIST's 13 outputs need no scalar tail.
 pub(super) const BLOCK: usize = 8;
 
 /// Starts of the blocks covering `0..len` (`len >= BLOCK`), the last one ending at `len`.
