@@ -275,6 +275,20 @@ fn max_pool_special_values() {
 }
 
 #[test]
+fn rows_wider_than_the_stack_buffers() {
+    // Padded rows over 1024 (average: direct loops) and padded planes over 8192 floats (max:
+    // general loop).
+    for (k, s, pad) in [
+        ([2, 3], [1, 2], [1, 1]),
+        ([3, 3], [2, 1], [1, 1]),
+        ([2, 2], [2, 2], [0, 0]),
+    ] {
+        let p = Pool2dParams::new([1, 2, 8, 1100], k, s, pad).unwrap();
+        check_all(&p, 9, true);
+    }
+}
+
+#[test]
 fn special_values_match_reference_on_every_path() {
     let shapes = [
         ([2, 3, 6, 20], [2, 2], [2, 2], [0, 0]), // 2x2 fast path
