@@ -93,7 +93,14 @@ impl<T> SharedPtr<T> {
 }
 
 /// `simd`: the call runs the AVX2 path, so packing may use AVX2 too.
-fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T], c: &mut [T], simd: bool) {
+fn run<T: PackCache, K: GemmKernel<T>>(
+    g: &Gemm<T>,
+    l: Layout,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    simd: bool,
+) {
     let (m, n, k) = (g.m, g.n, g.k);
     if m == 0 || n == 0 {
         return;

@@ -30,7 +30,13 @@ pub(super) trait PackElem: Float {
     ///
     /// # Safety
     /// As `interleave` with `n == r`.
-    unsafe fn interleave_simd(_src: *const Self, _ld: usize, _r: usize, _kc: usize, _out: &mut [Self]) -> bool {
+    unsafe fn interleave_simd(
+        _src: *const Self,
+        _ld: usize,
+        _r: usize,
+        _kc: usize,
+        _out: &mut [Self],
+    ) -> bool {
         false
     }
 }
@@ -38,7 +44,13 @@ pub(super) trait PackElem: Float {
 impl PackElem for f64 {}
 
 impl PackElem for f32 {
-    unsafe fn interleave_simd(src: *const f32, ld: usize, r: usize, kc: usize, out: &mut [f32]) -> bool {
+    unsafe fn interleave_simd(
+        src: *const f32,
+        ld: usize,
+        r: usize,
+        kc: usize,
+        out: &mut [f32],
+    ) -> bool {
         #[cfg(target_arch = "x86_64")]
         if matches!(r, 6 | 8 | 16) && crate::simd::Isa::Avx2.supported() {
             // SAFETY: AVX2 is available; the caller's contract covers the reads and
@@ -229,7 +241,13 @@ mod avx2 {
     /// AVX2 is available; `src` is valid for reads at `i * ld + p` (`i < r`, `p < kc`);
     /// `out` for `kc * r` writes.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn interleave_f32(src: *const f32, ld: usize, r: usize, kc: usize, out: *mut f32) {
+    pub(super) unsafe fn interleave_f32(
+        src: *const f32,
+        ld: usize,
+        r: usize,
+        kc: usize,
+        out: *mut f32,
+    ) {
         let mask = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
         let full = kc / 8 * 8;
         for g in (0..r).step_by(8) {
