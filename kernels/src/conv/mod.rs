@@ -26,7 +26,7 @@
 //! * `OpenBlas`: the same im2col code with the OpenBLAS GEMM (images one after another,
 //!   OpenBLAS threads itself); the shapes with direct kernels run those (OpenBLAS has no
 //!   depthwise routine).
-//! * `Reference`: the direct nested loops of [`reference`], generic over `Float`.
+//! * `Reference`: the direct nested loops of [`reference`](mod@reference), generic over `Float`.
 //!
 //! Every pass validates its buffers (exact lengths from the descriptor; `ws` at least
 //! [`Conv2dParams::workspace_len`] for every backend) and overwrites its outputs. Results are

@@ -204,6 +204,7 @@ impl<const Q: usize> SimdFn<f32> for Sweep<'_, Q> {
 
 /// Runs the stencil of `n_taps` taps (`tap(t) = (row offset, column offset)`, weights
 /// `weights[q][t]`) into the `Q` planes `outs`, each starting from `inits[q]`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn stencil<const Q: usize>(
     isa: Isa,
     mut outs: [&mut [f32]; Q],
