@@ -79,13 +79,13 @@ pub(super) fn gemm_f64(g: &Gemm<f64>, l: Layout, a: &[f64], b: &[f64], c: &mut [
 
 /// A pointer to C shared by tasks that write disjoint tiles of it.
 #[derive(Clone, Copy)]
-struct SharedC<T>(*mut T);
+struct SharedPtr<T>(*mut T);
 // SAFETY: tasks write disjoint blocks of C (distinct row blocks or column chunks), and the
 // owning `&mut [T]` outlives every task (they all finish inside `run`).
-unsafe impl<T: Send> Send for SharedC<T> {}
-unsafe impl<T: Send> Sync for SharedC<T> {}
+unsafe impl<T: Send> Send for SharedPtr<T> {}
+unsafe impl<T: Send> Sync for SharedPtr<T> {}
 
-impl<T> SharedC<T> {
+impl<T> SharedPtr<T> {
     // A method, so closures capture the whole wrapper (which is Sync), not its raw field.
     fn get(self) -> *mut T {
         self.0
@@ -101,77 +101,205 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
         scale_c(g.beta, c, m, n, l.ldc);
         return;
     }
-    let threads = if 2 * m * n * k < PAR_MIN_FLOPS {
-        1
+    // Balanced blocks: equal K blocks (a 288-deep product runs as 144 + 144, not 256 + 32),
+    // and equal row blocks rounded to MR. Both depend on the shape only, never on threads.
+    let kc_max = k.div_ceil(k.div_ceil(K::KC));
+    let row_blocks = m.div_ceil(K::MC);
+    let mc_max = m.div_ceil(row_blocks).div_ceil(K::MR) * K::MR;
+    let p = Plan {
+        g,
+        a: Operand {
+            data: a,
+            ld: l.lda,
+            trans: g.trans_a,
+        },
+        b: Operand {
+            data: b,
+            ld: l.ldb,
+            trans: g.trans_b,
+        },
+        c: SharedPtr(c.as_mut_ptr()),
+        ldc: l.ldc,
+        threads: if 2 * m * n * k < PAR_MIN_FLOPS {
+            1
+        } else {
+            rayon::current_num_threads()
+        },
+        kc_max,
+        mc_max,
+        row_blocks: m.div_ceil(mc_max),
+    };
+    if p.row_blocks == 1 && mc_max * k <= SKINNY_A_MAX {
+        run_skinny::<T, K>(&p)
     } else {
-        rayon::current_num_threads()
-    };
-    let a_op = Operand {
-        data: a,
-        ld: l.lda,
-        trans: g.trans_a,
-    };
-    let b_op = Operand {
-        data: b,
-        ld: l.ldb,
-        trans: g.trans_b,
-    };
-    let c_ptr = SharedC(c.as_mut_ptr());
-    let b_len = K::KC * K::NC.min(n.div_ceil(K::NR) * K::NR);
+        run_blocked::<T, K>(&p)
+    }
+}
+
+/// Below this many elements, a single-row-block A is packed whole, once per call.
+const SKINNY_A_MAX: usize = 1 << 20;
+
+/// Bytes of B a skinny task packs at a time (stays in L2 beside the packed A).
+const SKINNY_B_BYTES: usize = 192 << 10;
+
+/// One call's shape and blocking.
+struct Plan<'a, T> {
+    g: &'a Gemm<T>,
+    a: Operand<'a, T>,
+    b: Operand<'a, T>,
+    c: SharedPtr<T>,
+    ldc: usize,
+    threads: usize,
+    kc_max: usize,
+    mc_max: usize,
+    row_blocks: usize,
+}
+
+impl<T: PackCache> Plan<'_, T> {
+    /// Splits `n_panels` column panels into chunks of at most `max_panels`, and into at least
+    /// `TASKS_PER_THREAD * threads / row_blocks` chunks when threads > 1.
+    fn column_chunks(&self, n_panels: usize, max_panels: usize) -> (usize, usize) {
+        let want = if self.threads == 1 {
+            1
+        } else {
+            (TASKS_PER_THREAD * self.threads).div_ceil(self.row_blocks)
+        };
+        let chunk_panels = n_panels.div_ceil(want.clamp(1, n_panels)).min(max_panels);
+        (chunk_panels, n_panels.div_ceil(chunk_panels))
+    }
+
+    /// Runs `task(0..tasks)`, in parallel when the call is big enough.
+    fn for_each_task(&self, tasks: usize, task: impl Fn(usize) + Sync + Send) {
+        if self.threads == 1 || tasks == 1 {
+            (0..tasks).for_each(task);
+        } else {
+            (0..tasks).into_par_iter().for_each(task);
+        }
+    }
+
+    /// Runs the macro-kernel on rows `i0..i0+mc`, columns `j0..j0+ncols` of C for the K block
+    /// at `pc` (beta applies on the first K block only).
+    ///
+    /// # Safety
+    /// `a_pack` holds the packed `mc x kc` block, `b_pack` the packed `kc x ncols` panels; no
+    /// other task writes this block of C.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn macro_block<K: GemmKernel<T>>(
+        &self,
+        a_pack: &[T],
+        b_pack: &[T],
+        pc: usize,
+        kc: usize,
+        i0: usize,
+        mc: usize,
+        j0: usize,
+        ncols: usize,
+    ) {
+        let args = MacroArgs {
+            kc,
+            a: a_pack.as_ptr(),
+            b: b_pack.as_ptr(),
+            m: mc,
+            n: ncols,
+            // SAFETY: (i0, j0) is inside the validated C (i0 < m, j0 < n).
+            c: unsafe { self.c.get().add(i0 * self.ldc + j0) },
+            ldc: self.ldc,
+            alpha: self.g.alpha,
+            beta: if pc == 0 { self.g.beta } else { T::one() },
+        };
+        // SAFETY: the caller's contract.
+        unsafe { K::run(&args) }
+    }
+}
+
+/// One row block (m <= MC): A is packed whole once; threads split the columns and run the
+/// whole K loop each, packing a few B panels at a time just before the row panels use them
+/// (each B element is used by this one row block only, so a shared packed B block would only
+/// add traffic). One fork-join per call.
+fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
+    let (m, n, k) = (p.g.m, p.g.n, p.g.k);
+    let mp = m.div_ceil(K::MR) * K::MR;
+    with_scratch(T::cache_a(), mp * k, |a_pack| {
+        for pc in (0..k).step_by(p.kc_max) {
+            let kc = p.kc_max.min(k - pc);
+            pack_a(
+                p.a,
+                K::MR,
+                0,
+                m,
+                pc,
+                kc,
+                &mut a_pack[pc * mp..(pc + kc) * mp],
+            );
+        }
+        let a_pack = &*a_pack;
+        let n_panels = n.div_ceil(K::NR);
+        let (chunk_panels, chunks) = p.column_chunks(n_panels, n_panels);
+        p.for_each_task(chunks, |cc| {
+            let j0 = cc * chunk_panels * K::NR;
+            let j1 = (j0 + chunk_panels * K::NR).min(n);
+            // B is packed a few panels at a time, sized to stay in L2 beside the packed A.
+            let panels = (SKINNY_B_BYTES / (p.kc_max * K::NR * std::mem::size_of::<T>())).max(1);
+            let step = K::NR * panels;
+            with_scratch(T::cache_b(), p.kc_max * step, |b_pack| {
+                // Columns outermost: the m x step block of C stays in cache across K blocks.
+                for j in (j0..j1).step_by(step) {
+                    let ncols = step.min(j1 - j);
+                    for pc in (0..k).step_by(p.kc_max) {
+                        let kc = p.kc_max.min(k - pc);
+                        pack_b(p.b, K::NR, pc, kc, j, ncols, b_pack);
+                        // SAFETY: A block pc is packed (mp x kc), B panels (kc x ncols);
+                        // this task alone writes columns j0..j1 of C.
+                        unsafe {
+                            p.macro_block::<K>(&a_pack[pc * mp..], b_pack, pc, kc, 0, m, j, ncols)
+                        };
+                    }
+                }
+            });
+        });
+    });
+}
+
+/// The general case: for each (NC, KC) block, B is packed once and shared; tasks are
+/// (row block) x (column chunk) pairs, each packing its own A block in its worker's cache.
+fn run_blocked<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
+    let (m, n, k) = (p.g.m, p.g.n, p.g.k);
+    let b_len = p.kc_max * K::NC.min(n.div_ceil(K::NR) * K::NR);
     with_scratch(T::cache_b(), b_len, |b_pack| {
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             let n_panels = nc.div_ceil(K::NR);
-            for pc in (0..k).step_by(K::KC) {
-                let kc = K::KC.min(k - pc);
+            let (chunk_panels, col_chunks) = p.column_chunks(n_panels, n_panels);
+            for pc in (0..k).step_by(p.kc_max) {
+                let kc = p.kc_max.min(k - pc);
                 let panel_len = kc * K::NR;
                 let b_block = &mut b_pack[..n_panels * panel_len];
-                pack_b_block::<T, K>(b_op, pc, kc, jc, nc, b_block, threads);
+                pack_b_block::<T, K>(p.b, pc, kc, jc, nc, b_block, p.threads);
                 let b_block = &*b_block;
-                let beta = if pc == 0 { g.beta } else { T::one() };
-
-                // Tasks: row blocks x column chunks, at least TASKS_PER_THREAD per thread
-                // when the shape allows.
-                let row_blocks = m.div_ceil(K::MC);
-                let want_chunks = (TASKS_PER_THREAD * threads).div_ceil(row_blocks);
-                let chunk_panels = if threads == 1 {
-                    n_panels
-                } else {
-                    n_panels.div_ceil(want_chunks.clamp(1, n_panels))
-                };
-                let col_chunks = n_panels.div_ceil(chunk_panels);
-                let task = |t: usize| {
+                p.for_each_task(p.row_blocks * col_chunks, |t| {
                     let (rb, cc) = (t / col_chunks, t % col_chunks);
-                    let i0 = rb * K::MC;
-                    let mc = K::MC.min(m - i0);
-                    let p0 = cc * chunk_panels;
-                    let j0 = p0 * K::NR;
+                    let i0 = rb * p.mc_max;
+                    let mc = p.mc_max.min(m - i0);
+                    let j0 = cc * chunk_panels * K::NR;
                     let ncols = (chunk_panels * K::NR).min(nc - j0);
                     with_scratch(T::cache_a(), mc.div_ceil(K::MR) * K::MR * kc, |a_pack| {
-                        pack_a(a_op, K::MR, i0, mc, pc, kc, a_pack);
-                        let args = MacroArgs {
-                            kc,
-                            a: a_pack.as_ptr(),
-                            b: b_block[p0 * panel_len..].as_ptr(),
-                            m: mc,
-                            n: ncols,
-                            // SAFETY: (i0, jc + j0) is inside C: i0 < m, jc + j0 < n.
-                            c: unsafe { c_ptr.get().add(i0 * l.ldc + jc + j0) },
-                            ldc: l.ldc,
-                            alpha: g.alpha,
-                            beta,
+                        pack_a(p.a, K::MR, i0, mc, pc, kc, a_pack);
+                        // SAFETY: A is packed (mc x kc), B panels cover kc x nc; this task
+                        // alone writes rows i0..i0+mc, columns jc+j0..jc+j0+ncols of C.
+                        unsafe {
+                            p.macro_block::<K>(
+                                a_pack,
+                                &b_block[cc * chunk_panels * panel_len..],
+                                pc,
+                                kc,
+                                i0,
+                                mc,
+                                jc + j0,
+                                ncols,
+                            )
                         };
-                        // SAFETY: packed panels cover mc x kc and kc x ncols; the mc x ncols
-                        // block of C is inside the validated C and no other task writes it.
-                        unsafe { K::run(&args) };
                     });
-                };
-                let tasks = row_blocks * col_chunks;
-                if threads == 1 || tasks == 1 {
-                    (0..tasks).for_each(task);
-                } else {
-                    (0..tasks).into_par_iter().for_each(task);
-                }
+                });
             }
         }
     });

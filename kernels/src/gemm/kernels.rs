@@ -72,8 +72,13 @@ where
             // SAFETY: panel i / MR of packed A exists; the tile of C is inside the block.
             unsafe {
                 let a = args.a.add((i / MR) * kc * MR);
-                let acc = tile::<V, MR, NRV>(kc, a, b);
                 let c = args.c.add(i * args.ldc + j);
+                // Start fetching the C tile now so the write-back does not wait on memory.
+                for r in 0..mr_eff {
+                    prefetch(c.add(r * args.ldc));
+                    prefetch(c.add(r * args.ldc + nr_eff - 1));
+                }
+                let acc = tile::<V, MR, NRV>(kc, a, b);
                 if mr_eff == MR && nr_eff == nr {
                     store_full::<V, MR, NRV>(&acc, c, args.ldc, args.alpha, args.beta);
                 } else {
@@ -86,6 +91,18 @@ where
         }
         j += nr;
     }
+}
+
+/// Hints the cache to fetch the line holding `p` (no-op off x86-64).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The register tile: `acc[i][v] = sum_p a[p][i] * b[p][v]` over the packed panels, in order
@@ -115,11 +132,9 @@ unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
                 *acc = av.mul_add(*bv, *acc);
             }
         }
-        // SAFETY: advancing within (or one past) the panels.
-        unsafe {
-            a = a.add(MR);
-            b = b.add(nr);
-        }
+        // wrapping_add: after the last step the pointers may leave the buffers (never read).
+        a = a.wrapping_add(MR);
+        b = b.wrapping_add(nr);
     }
     acc
 }

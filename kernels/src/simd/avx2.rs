@@ -22,7 +22,10 @@ macro_rules! avx2_vector {
     ($name:ident, $t:ty, $lanes:expr, $reg:ty,
      set1 = $set1:ident, zero = $zero:ident, loadu = $loadu:ident, storeu = $storeu:ident,
      add = $add:ident, sub = $sub:ident, mul = $mul:ident, div = $div:ident, fmadd = $fmadd:ident,
-     max = $max:ident, min = $min:ident, cmp = $cmp:ident, blend = $blend:ident) => {
+     max = $max:ident, min = $min:ident, cmp = $cmp:ident, blend = $blend:ident,
+     and = $and:ident, or = $or:ident, andnot = $andnot:ident,
+     cast_i = $cast_i:ident, cast_f = $cast_f:ident, slli = $slli:ident,
+     magic = $magic:expr, shift = $shift:expr) => {
         impl Vector for $name {
             type Elem = $t;
             const LANES: usize = $lanes;
@@ -97,6 +100,64 @@ macro_rules! avx2_vector {
                 unsafe { self.store(lanes.as_mut_ptr()) };
                 lanes.iter().fold(0.0, |acc, &x| acc + x)
             }
+            #[inline(always)]
+            fn reduce_max(self) -> $t {
+                let mut lanes = [0.0 as $t; $lanes];
+                // SAFETY: `lanes` holds LANES elements.
+                unsafe { self.store(lanes.as_mut_ptr()) };
+                lanes.iter().fold(lanes[0], |acc, &x| Vector::max(acc, x))
+            }
+            #[inline(always)]
+            fn at_least(self, lo: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant). maxps returns its second
+                // operand when either is NaN, so a NaN in `self` survives.
+                $name(unsafe { $max(lo.0, self.0) })
+            }
+            #[inline(always)]
+            fn at_most(self, hi: Self) -> Self {
+                // SAFETY: as in `at_least`.
+                $name(unsafe { $min(hi.0, self.0) })
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                // SAFETY: AVX2 available (module invariant). Clears the sign bits.
+                $name(unsafe { $andnot($set1(-0.0), self.0) })
+            }
+            #[inline(always)]
+            fn pow2i(self) -> Self {
+                // SAFETY: AVX2 available (module invariant). `n + bias + 1.5 * 2^mant` holds
+                // `n + bias` in its low mantissa bits; the shift moves them into the exponent.
+                unsafe {
+                    let biased = $add(self.0, $set1($magic));
+                    $name($cast_f($slli::<$shift>($cast_i(biased))))
+                }
+            }
+            #[inline(always)]
+            fn lt(self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $cmp::<_CMP_LT_OQ>(self.0, b.0) })
+            }
+            #[inline(always)]
+            fn eq(self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $cmp::<_CMP_EQ_OQ>(self.0, b.0) })
+            }
+            #[inline(always)]
+            fn select(mask: Self, a: Self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant). blendv picks `a` where the mask's
+                // sign bit is set, which all-ones masks have.
+                $name(unsafe { $blend(b.0, a.0, mask.0) })
+            }
+            #[inline(always)]
+            fn and(self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $and(self.0, b.0) })
+            }
+            #[inline(always)]
+            fn or(self, b: Self) -> Self {
+                // SAFETY: AVX2 available (module invariant).
+                $name(unsafe { $or(self.0, b.0) })
+            }
         }
     };
 }
@@ -118,7 +179,15 @@ avx2_vector!(
     max = _mm256_max_ps,
     min = _mm256_min_ps,
     cmp = _mm256_cmp_ps,
-    blend = _mm256_blendv_ps
+    blend = _mm256_blendv_ps,
+    and = _mm256_and_ps,
+    or = _mm256_or_ps,
+    andnot = _mm256_andnot_ps,
+    cast_i = _mm256_castps_si256,
+    cast_f = _mm256_castsi256_ps,
+    slli = _mm256_slli_epi32,
+    magic = 127.0 + 12_582_912.0,
+    shift = 23
 );
 avx2_vector!(
     F64x4Avx2,
@@ -137,5 +206,13 @@ avx2_vector!(
     max = _mm256_max_pd,
     min = _mm256_min_pd,
     cmp = _mm256_cmp_pd,
-    blend = _mm256_blendv_pd
+    blend = _mm256_blendv_pd,
+    and = _mm256_and_pd,
+    or = _mm256_or_pd,
+    andnot = _mm256_andnot_pd,
+    cast_i = _mm256_castpd_si256,
+    cast_f = _mm256_castsi256_pd,
+    slli = _mm256_slli_epi64,
+    magic = 1023.0 + 6_755_399_441_055_744.0,
+    shift = 52
 );

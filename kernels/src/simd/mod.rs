@@ -1,10 +1,11 @@
 //! The ISA layer: one vector trait, instantiated for AVX2+FMA (`core::arch`, chosen at run
 //! time), the portable `wide` types (NEON on aarch64, SSE2 on baseline x86-64) and plain
-//! scalars. Kernels are written once, generic over [`Vector`], and instantiated per ISA inside
+//! scalars. Kernels are written once, generic over `Vector`, and instantiated per ISA inside
 //! a function compiled with that ISA's target features (see [`Isa`] and the `dispatch!` use in
 //! each kernel family).
 
 mod avx2;
+pub mod math;
 mod portable;
 mod scalar;
 
@@ -146,9 +147,32 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     /// Lane-wise maximum; where either lane is NaN the result is NaN.
     fn max(self, b: Self) -> Self;
     /// Lane-wise minimum; where either lane is NaN the result is NaN.
+    #[allow(dead_code)] // part of the trait's contract even while no kernel needs it
     fn min(self, b: Self) -> Self;
     /// The sum of the lanes, in a fixed order.
     fn reduce_sum(self) -> Self::Elem;
+    /// The largest lane; NaN if any lane is NaN.
+    fn reduce_max(self) -> Self::Elem;
+    /// `max(self, lo)` for a non-NaN `lo`, one instruction: NaN lanes of `self` stay NaN.
+    fn at_least(self, lo: Self) -> Self;
+    /// `min(self, hi)` for a non-NaN `hi`, one instruction: NaN lanes of `self` stay NaN.
+    fn at_most(self, hi: Self) -> Self;
+    /// Lane-wise `|x|` (clears the sign bit; NaN stays NaN).
+    fn abs(self) -> Self;
+    /// `2^n` for lanes holding integer values `n` in the normal exponent range
+    /// (`-126..=127` for f32, `-1022..=1023` for f64), built from the exponent bits (exact).
+    /// Other lanes give unspecified finite or infinite values, never UB.
+    fn pow2i(self) -> Self;
+    /// Mask of `self < b` (all bits set where true, zero elsewhere; false for NaN).
+    fn lt(self, b: Self) -> Self;
+    /// Mask of `self == b` (false for NaN).
+    fn eq(self, b: Self) -> Self;
+    /// Lane-wise `mask ? a : b` for a mask from the comparisons above.
+    fn select(mask: Self, a: Self, b: Self) -> Self;
+    /// Bitwise and of the lanes' bit patterns (e.g. `x.and(mask)` zeroes lanes where false).
+    fn and(self, b: Self) -> Self;
+    /// Bitwise or of the lanes' bit patterns (e.g. to put a sign bit back).
+    fn or(self, b: Self) -> Self;
 }
 
 /// Loads `n < LANES` elements, zero-filling the rest (for tails).

@@ -2,10 +2,10 @@
 //! instructions are chosen at compile time).
 
 use super::Vector;
-use wide::{f32x8, f64x4, CmpNe};
+use wide::{f32x8, f64x4, i32x8, CmpEq, CmpLt, CmpNe};
 
 macro_rules! wide_vector {
-    ($name:ident, $w:ty, $t:ty, $lanes:expr) => {
+    ($name:ident, $w:ty, $t:ty, $lanes:expr, pow2i = $pow2i:path) => {
         /// `wide`'s vector, wrapped so the crate owns the trait impl.
         #[derive(Clone, Copy, Debug)]
         pub(crate) struct $name(pub(crate) $w);
@@ -67,9 +67,92 @@ macro_rules! wide_vector {
             fn reduce_sum(self) -> $t {
                 self.0.to_array().iter().fold(0.0, |acc, &x| acc + x)
             }
+            #[inline(always)]
+            fn reduce_max(self) -> $t {
+                let a = self.0.to_array();
+                a.iter().fold(a[0], |acc, &x| Vector::max(acc, x))
+            }
+            #[inline(always)]
+            fn at_least(self, lo: Self) -> Self {
+                // SSE maxps and NEON fmax return the NaN second operand; elsewhere the
+                // NaN-propagating form.
+                #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+                {
+                    $name(lo.0.fast_max(self.0))
+                }
+                #[cfg(not(any(
+                    target_arch = "x86_64",
+                    target_arch = "x86",
+                    target_arch = "aarch64"
+                )))]
+                {
+                    Vector::max(self, lo)
+                }
+            }
+            #[inline(always)]
+            fn at_most(self, hi: Self) -> Self {
+                #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+                {
+                    $name(hi.0.fast_min(self.0))
+                }
+                #[cfg(not(any(
+                    target_arch = "x86_64",
+                    target_arch = "x86",
+                    target_arch = "aarch64"
+                )))]
+                {
+                    Vector::min(self, hi)
+                }
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $name(self.0.abs())
+            }
+            #[inline(always)]
+            fn pow2i(self) -> Self {
+                $name($pow2i(self.0))
+            }
+            #[inline(always)]
+            fn lt(self, b: Self) -> Self {
+                $name(self.0.cmp_lt(b.0))
+            }
+            #[inline(always)]
+            fn eq(self, b: Self) -> Self {
+                $name(self.0.cmp_eq(b.0))
+            }
+            #[inline(always)]
+            fn select(mask: Self, a: Self, b: Self) -> Self {
+                $name(mask.0.blend(a.0, b.0))
+            }
+            #[inline(always)]
+            fn and(self, b: Self) -> Self {
+                $name(self.0 & b.0)
+            }
+            #[inline(always)]
+            fn or(self, b: Self) -> Self {
+                $name(self.0 | b.0)
+            }
         }
     };
 }
 
-wide_vector!(F32x8Wide, f32x8, f32, 8);
-wide_vector!(F64x4Wide, f64x4, f64, 4);
+wide_vector!(F32x8Wide, f32x8, f32, 8, pow2i = pow2i_f32x8);
+wide_vector!(F64x4Wide, f64x4, f64, 4, pow2i = pow2i_f64x4);
+
+/// `2^n` for integer-valued lanes: `n + 127 + 1.5 * 2^23` holds `n + 127` in its low mantissa
+/// bits, which a shift moves into the exponent field.
+#[inline(always)]
+fn pow2i_f32x8(n: f32x8) -> f32x8 {
+    let biased = n + f32x8::splat(127.0 + 12_582_912.0);
+    // SAFETY: f32x8 and i32x8 are both 32-byte plain-old-data vectors of 8 lanes; any bit
+    // pattern is valid for either.
+    let bits: i32x8 = unsafe { std::mem::transmute::<f32x8, i32x8>(biased) };
+    // SAFETY: as above.
+    unsafe { std::mem::transmute::<i32x8, f32x8>(bits << 23) }
+}
+
+/// The f64 form of `pow2i_f32x8`, lane by lane (f64 is not on a hot path here).
+#[inline(always)]
+fn pow2i_f64x4(n: f64x4) -> f64x4 {
+    f64x4::from(n.to_array().map(<f64 as Vector>::pow2i))
+}

@@ -2,6 +2,43 @@
 
 use super::Vector;
 
+/// A comparison result as a lane mask: all bits set when true.
+#[inline(always)]
+fn mask_of<T: MaskBits>(b: bool) -> T {
+    if b {
+        T::ones()
+    } else {
+        T::zeros()
+    }
+}
+
+trait MaskBits {
+    fn ones() -> Self;
+    fn zeros() -> Self;
+}
+
+impl MaskBits for f32 {
+    #[inline(always)]
+    fn ones() -> f32 {
+        f32::from_bits(u32::MAX)
+    }
+    #[inline(always)]
+    fn zeros() -> f32 {
+        0.0
+    }
+}
+
+impl MaskBits for f64 {
+    #[inline(always)]
+    fn ones() -> f64 {
+        f64::from_bits(u64::MAX)
+    }
+    #[inline(always)]
+    fn zeros() -> f64 {
+        0.0
+    }
+}
+
 macro_rules! scalar_vector {
     ($t:ty) => {
         impl Vector for $t {
@@ -69,6 +106,62 @@ macro_rules! scalar_vector {
             #[inline(always)]
             fn reduce_sum(self) -> $t {
                 self
+            }
+            #[inline(always)]
+            fn reduce_max(self) -> $t {
+                self
+            }
+            #[inline(always)]
+            fn at_least(self, lo: Self) -> Self {
+                if self < lo {
+                    lo
+                } else {
+                    self
+                }
+            }
+            #[inline(always)]
+            fn at_most(self, hi: Self) -> Self {
+                if self > hi {
+                    hi
+                } else {
+                    self
+                }
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn pow2i(self) -> Self {
+                // Adding 1.5 * 2^MANT puts `n + BIAS` in the low mantissa bits; shifting them
+                // into the exponent field gives 2^n (the same trick as the vector paths).
+                let magic: $t = 1.5 * (2.0 as $t).powi(<$t>::MANTISSA_DIGITS as i32 - 1);
+                let bias = (<$t>::MAX_EXP - 1) as $t;
+                <$t>::from_bits((self + (magic + bias)).to_bits() << (<$t>::MANTISSA_DIGITS - 1))
+            }
+            #[inline(always)]
+            fn lt(self, b: Self) -> Self {
+                mask_of(self < b)
+            }
+            #[inline(always)]
+            fn eq(self, b: Self) -> Self {
+                mask_of(self == b)
+            }
+            #[inline(always)]
+            fn select(mask: Self, a: Self, b: Self) -> Self {
+                if mask.to_bits() != 0 {
+                    a
+                } else {
+                    b
+                }
+            }
+            #[inline(always)]
+            fn and(self, b: Self) -> Self {
+                <$t>::from_bits(self.to_bits() & b.to_bits())
+            }
+            #[inline(always)]
+            fn or(self, b: Self) -> Self {
+                <$t>::from_bits(self.to_bits() | b.to_bits())
             }
         }
     };

@@ -1,0 +1,146 @@
+//! Plain-loop references for the activations, generic over [`Float`]: the ground truth the
+//! tests run in f64, and the [`Backend::Reference`](crate::Backend::Reference) path in f32.
+//! They use the same saved tensor (input or output) as the native backward, so both compute
+//! the same function.
+
+use super::Activation;
+use num_traits::Float;
+
+fn c<T: Float>(v: f64) -> T {
+    T::from(v).expect("constant representable in T")
+}
+
+/// The error function to working precision of `T`, for references: the everywhere-positive
+/// series `erf(x) = 2/sqrt(pi) e^(-x^2) sum_n 2^n x^(2n+1) / (1 3 5 ... (2n+1))` (no
+/// cancellation), and `+-1` for `|x| >= 6` where `1 - erf(x) < 2e-17`. NaN propagates.
+pub fn erf_reference<T: Float>(x: T) -> T {
+    if x.is_nan() {
+        return x;
+    }
+    if x.abs() >= c(6.0) {
+        return x.signum();
+    }
+    let x2 = x * x;
+    let (mut term, mut sum, mut k) = (x, x, T::one());
+    while term.abs() > T::epsilon() * sum.abs() * c(0.01) {
+        term = term * (x2 + x2) / (k + k + T::one());
+        sum = sum + term;
+        k = k + T::one();
+    }
+    sum * (-x2).exp() * c(std::f64::consts::FRAC_2_SQRT_PI)
+}
+
+fn sigmoid<T: Float>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+/// The standard normal CDF `(1 + erf(x / sqrt 2)) / 2`.
+fn phi<T: Float>(x: T) -> T {
+    (T::one() + erf_reference(x * c(std::f64::consts::FRAC_1_SQRT_2))) * c(0.5)
+}
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const GELU_C: f64 = 0.044_715;
+
+/// `y = act(x)` for one element.
+pub fn activation_forward_scalar<T: Float>(act: Activation, x: T) -> T {
+    // x * (something -> 0) at x = -inf is taken as its limit, -0.
+    let times_vanishing = |x: T, f: T| {
+        if x == T::neg_infinity() {
+            -T::zero()
+        } else {
+            x * f
+        }
+    };
+    match act {
+        Activation::Relu => {
+            if x.is_nan() || x > T::zero() {
+                x
+            } else {
+                T::zero()
+            }
+        }
+        Activation::LeakyRelu(a) => {
+            if x > T::zero() {
+                x
+            } else {
+                x * c(a as f64)
+            }
+        }
+        Activation::Elu(a) => {
+            if x > T::zero() {
+                x
+            } else {
+                x.exp_m1() * c(a as f64)
+            }
+        }
+        Activation::Sigmoid => sigmoid(x),
+        Activation::Tanh => x.tanh(),
+        Activation::Gelu => times_vanishing(x, phi(x)),
+        Activation::GeluTanh => {
+            // (1 + tanh u) / 2 = sigmoid(2u): no cancellation for negative u.
+            let u = (x + c::<T>(GELU_C) * x * x * x) * c(SQRT_2_OVER_PI);
+            times_vanishing(x, sigmoid(u + u))
+        }
+        Activation::Silu => times_vanishing(x, sigmoid(x)),
+        Activation::Softplus => x.max(T::zero()) + (-x.abs()).exp().ln_1p(),
+    }
+}
+
+/// `dx` for one element, from the input `x` or the output `y` as
+/// [`Activation::backward_uses_output`] says (the other is not read).
+pub fn activation_backward_scalar<T: Float>(act: Activation, x: T, y: T, dy: T) -> T {
+    let one = T::one();
+    match act {
+        Activation::Relu => {
+            if y > T::zero() {
+                dy
+            } else {
+                T::zero()
+            }
+        }
+        Activation::LeakyRelu(a) => {
+            if x > T::zero() {
+                dy
+            } else {
+                dy * c(a as f64)
+            }
+        }
+        Activation::Elu(a) => {
+            if y > T::zero() {
+                dy
+            } else {
+                dy * (y + c(a as f64))
+            }
+        }
+        Activation::Sigmoid => dy * y * (one - y),
+        Activation::Tanh => dy * (one - y * y),
+        Activation::Gelu => {
+            let density = if x.is_infinite() {
+                T::zero()
+            } else {
+                x * (-(x * x) * c(0.5)).exp() * c(0.398_942_280_401_432_7)
+            };
+            dy * (phi(x) + density)
+        }
+        Activation::GeluTanh => {
+            if x.is_infinite() {
+                return dy * if x > T::zero() { one } else { T::zero() };
+            }
+            // d/dx [x sigmoid(2u)] = s + 2 x s (1 - s) u'.
+            let k: T = c(SQRT_2_OVER_PI);
+            let u = (x + c::<T>(GELU_C) * x * x * x) * k;
+            let s = sigmoid(u + u);
+            let du = k * (one + c::<T>(3.0 * GELU_C) * x * x);
+            dy * (s + (x + x) * s * (one - s) * du)
+        }
+        Activation::Silu => {
+            if x.is_infinite() {
+                return dy * if x > T::zero() { one } else { T::zero() };
+            }
+            let s = sigmoid(x);
+            dy * s * (one + x * (one - s))
+        }
+        Activation::Softplus => dy * sigmoid(x),
+    }
+}

@@ -1,0 +1,10 @@
+//! The layers: each a few lines around one kernel call per pass.
+
+mod activation;
+mod basic;
+mod eltwise;
+mod linear;
+
+pub use activation::{ActKind, Activation, Softmax};
+pub use basic::{Dropout, Flatten};
+pub use linear::Linear;
