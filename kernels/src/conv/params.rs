@@ -6,8 +6,9 @@ use crate::error::{checked_mul, checked_product, KernelError};
 /// `[c*r*s, TILE_TARGET]` then stays in L2 between im2col and the GEMM that reads it, and the
 /// GEMM's N is wide enough for its micro-kernel.
 const TILE_TARGET: usize = 512;
-/// Upper bound (f32 elements) of one column tile; very deep `c*r*s` gets narrower tiles.
-const TILE_BUDGET: usize = 1 << 20;
+/// Upper bound (f32 elements, 1 MiB) of one column tile, so that it stays mostly in L2 next to the
+/// GEMM's packed blocks; deep `c*r*s` gets narrower tiles.
+const TILE_BUDGET: usize = 1 << 18;
 /// Tasks in flight per wave, each with its own slot of workspace (fixed, never the thread
 /// count, so results do not depend on it).
 const MAX_SLOTS: usize = 8;
