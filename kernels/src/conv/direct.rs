@@ -124,7 +124,10 @@ fn scatter_taps(p: &Conv2dParams, wc: &[f32], dyp: &[f32], dxp: &mut [f32]) {
 }
 
 /// The weight gradient of one depthwise channel: `dw[t] = sum over images and positions of
-/// x(shifted by tap t) * dy`, one vector accumulator per tap, in batch and row order.
+/// x(shifted by tap t) * dy`. Each `dy` vector is loaded once and meets every live tap, whose
+/// accumulators (one vector per tap) interleave so their FMA chains overlap; the last partial
+/// vector of a row is zero-filled, and only columns where some tap leaves the input run as
+/// scalars (into separate scalar sums). The order is fixed: batch, row, column, tap.
 struct DepthwiseDw<'a> {
     p: &'a Conv2dParams,
     c: usize,
@@ -139,66 +142,69 @@ impl SimdFn<f32> for DepthwiseDw<'_> {
     fn call<V: Vector<Elem = f32>>(self) {
         let p = self.p;
         let (hw, ohw, l, sw) = (p.h * p.w, p.oh * p.ow, V::LANES, p.stride.1);
-        let rs = p.r * p.s;
-        for t0 in (0..rs).step_by(MAX_TAPS) {
-            let tn = MAX_TAPS.min(rs - t0);
+        for t0 in (0..p.r * p.s).step_by(MAX_TAPS) {
+            let tn = MAX_TAPS.min(p.r * p.s - t0);
+            // Per tap: column offset and valid output columns.
+            let mut cols = [(0usize, 0usize, 0usize); MAX_TAPS];
+            for (q, c) in cols.iter_mut().take(tn).enumerate() {
+                let soff = ((t0 + q) % p.s) * p.dilation.1;
+                let (lo, hi) = valid_range(p.ow, p.w, soff, p.pad.2, sw);
+                *c = (soff, lo, hi);
+            }
             let mut acc = [V::zero(); MAX_TAPS];
+            let mut sacc = [0.0f32; MAX_TAPS];
+            let mut live = [(0usize, 0usize); MAX_TAPS]; // (tap, input row start)
             for b in 0..p.n {
                 let plane = b * p.c + self.c;
                 let xp = &self.x[plane * hw..(plane + 1) * hw];
                 let dyp = &self.dy[plane * ohw..(plane + 1) * ohw];
-                for (a, t) in acc.iter_mut().zip(t0..t0 + tn) {
-                    let (roff, soff) = ((t / p.s) * p.dilation.0, (t % p.s) * p.dilation.1);
-                    let (oh_lo, oh_hi) = valid_range(p.oh, p.h, roff, p.pad.0, p.stride.0);
-                    let (lo, hi) = valid_range(p.ow, p.w, soff, p.pad.2, sw);
-                    if lo >= hi {
-                        continue;
+                for (oh, g) in dyp.chunks_exact(p.ow).enumerate() {
+                    let (mut n, mut jlo, mut jhi) = (0, 0, p.ow);
+                    for (q, &(_, lo, hi)) in cols.iter().take(tn).enumerate() {
+                        let roff = ((t0 + q) / p.s) * p.dilation.0;
+                        let ih = (oh * p.stride.0 + roff).checked_sub(p.pad.0);
+                        if let Some(ih) = ih.filter(|&i| i < p.h) {
+                            live[n] = (q, ih * p.w);
+                            (jlo, jhi) = (jlo.max(lo), jhi.min(hi));
+                            n += 1;
+                        }
                     }
-                    let iw0 = lo * sw + soff - p.pad.2;
-                    for oh in oh_lo..oh_hi {
-                        let ih = oh * p.stride.0 + roff - p.pad.0;
-                        let g = &dyp[oh * p.ow + lo..oh * p.ow + hi];
-                        let xr = &xp[ih * p.w..(ih + 1) * p.w];
-                        // Four independent chains per row hide the FMA latency; they
-                        // meet in a fixed order at the end of the row.
-                        let mut r4 = [V::zero(); 4];
-                        let mut j = 0;
-                        while j + 4 * l <= g.len() {
-                            for (u, ru) in r4.iter_mut().enumerate() {
-                                let q = j + u * l;
-                                // SAFETY: `g[q..q + l]` is inside `g`.
-                                let gv = unsafe { V::load(g[q..q + l].as_ptr()) };
-                                *ru = load_cols::<V>(xr, iw0 + q * sw, sw).mul_add(gv, *ru);
-                            }
-                            j += 4 * l;
-                        }
-                        while j + l <= g.len() {
-                            // SAFETY: `g[j..j + l]` is inside `g`.
-                            let gv = unsafe { V::load(g[j..j + l].as_ptr()) };
-                            r4[0] = load_cols::<V>(xr, iw0 + j * sw, sw).mul_add(gv, r4[0]);
-                            j += l;
-                        }
-                        if j < g.len() {
-                            let n = g.len() - j;
-                            let mut xb = [0.0f32; 16];
-                            for (q, v) in xb.iter_mut().take(n).enumerate() {
-                                *v = xr[iw0 + (j + q) * sw];
-                            }
-                            // SAFETY: both sources hold at least `n` elements, n < LANES.
-                            let (xv, gv) = unsafe {
-                                (
-                                    load_partial::<V>(xb.as_ptr(), n),
-                                    load_partial::<V>(g[j..].as_ptr(), n),
-                                )
+                    let live = &live[..n];
+                    let jhi = jhi.max(jlo);
+                    let mut j = jlo;
+                    while j < jhi {
+                        let m = l.min(jhi - j);
+                        // SAFETY: `g[j..j + m]` is inside the row, m <= LANES.
+                        let gv = unsafe { load_partial::<V>(g[j..j + m].as_ptr(), m) };
+                        for &(q, base) in live {
+                            let col = base + j * sw + cols[q].0 - p.pad.2;
+                            let xv = if m == l {
+                                load_cols::<V>(xp, col, sw)
+                            } else {
+                                let mut xb = [0.0f32; 16];
+                                for (e, v) in xb.iter_mut().take(m).enumerate() {
+                                    *v = xp[col + e * sw];
+                                }
+                                // SAFETY: `xb` holds 16 >= LANES elements.
+                                unsafe { V::load(xb.as_ptr()) }
                             };
-                            r4[1] = xv.mul_add(gv, r4[1]);
+                            acc[q] = xv.mul_add(gv, acc[q]);
                         }
-                        *a = a.add(r4[0].add(r4[1]).add(r4[2].add(r4[3])));
+                        j += m;
+                    }
+                    // Edge columns: some tap reads outside the input there.
+                    for j in (0..jlo.min(p.ow)).chain(jhi..p.ow) {
+                        for &(q, base) in live {
+                            let (soff, lo, hi) = cols[q];
+                            if j >= lo && j < hi {
+                                sacc[q] += xp[base + j * sw + soff - p.pad.2] * g[j];
+                            }
+                        }
                     }
                 }
             }
-            for (d, a) in self.dw[t0..t0 + tn].iter_mut().zip(&acc) {
-                *d = a.reduce_sum();
+            for (q, d) in self.dw[t0..t0 + tn].iter_mut().enumerate() {
+                *d = acc[q].reduce_sum() + sacc[q];
             }
         }
     }
