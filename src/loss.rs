@@ -2,8 +2,9 @@
 //! respect to the prediction (read it with `grad()` and feed it to the model's `backward`).
 //! The gradient buffer is reused across calls.
 
-use crate::error::{shape_err, Error, Result};
+use crate::error::{shape_err, Result};
 use crate::tensor::Tensor;
+use nnkern_kernels::{softmax_cross_entropy, Backend, SoftmaxXent};
 
 /// Fused softmax + cross-entropy on logits `[N, C]` with integer labels in `0..C`:
 /// `loss = mean_i (logsumexp(x_i) − x_i[label_i])`, `grad = (softmax(x) − onehot) / N`
@@ -21,40 +22,19 @@ impl SoftmaxCrossEntropy {
     }
 
     /// The mean loss of `logits` against `labels` (one per row); writes the gradient.
+    /// Labels outside `0..C` or a label count other than `N` are errors.
     pub fn forward(&mut self, logits: &Tensor, labels: &[u32]) -> Result<f32> {
         let [n, c] = rows_cols("SoftmaxCrossEntropy logits", logits.shape())?;
-        if labels.len() != n {
-            return Err(Error::Invalid(format!(
-                "SoftmaxCrossEntropy: {} labels for a batch of {n}",
-                labels.len()
-            )));
-        }
-        if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= c) {
-            return Err(Error::Invalid(format!(
-                "SoftmaxCrossEntropy: label {l} of row {i} out of range 0..{c}"
-            )));
-        }
         self.grad.resize(logits.shape());
-        let scale = 1.0 / n.max(1) as f32;
-        let mut total = 0.0f64;
-        for ((x, g), &l) in logits
-            .data()
-            .chunks_exact(c)
-            .zip(self.grad.data_mut().chunks_exact_mut(c))
-            .zip(labels)
-        {
-            let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            let mut s = 0.0f32;
-            for (g, &x) in g.iter_mut().zip(x) {
-                *g = (x - m).exp();
-                s += *g;
-            }
-            let inv = scale / s;
-            g.iter_mut().for_each(|g| *g *= inv);
-            g[l as usize] -= scale;
-            total += (m + s.ln() - x[l as usize]) as f64;
-        }
-        Ok((total * scale as f64) as f32)
+        let p = SoftmaxXent::new(n, c);
+        let dlogits = Some(self.grad.data_mut());
+        Ok(softmax_cross_entropy(
+            Backend::Native,
+            &p,
+            logits.data(),
+            labels,
+            dlogits,
+        )?)
     }
 
     /// The gradient of the latest forward, shaped like the logits.

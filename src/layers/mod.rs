@@ -2,7 +2,6 @@
 
 mod activation;
 mod basic;
-mod eltwise;
 mod linear;
 
 pub use activation::{ActKind, Activation, Softmax};
