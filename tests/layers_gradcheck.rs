@@ -175,3 +175,83 @@ fn shape_errors_are_reported() {
     assert!(err.contains("Linear input"), "{err}");
     assert!(Sequential::new().forward(&Tensor::zeros(&[1])).is_err());
 }
+
+/// A residual block written by hand from the same parts: `y = x + f(x)`. Shows that layers
+/// compose beyond `Sequential` (the backward adds the skip path's gradient).
+struct Residual {
+    inner: Sequential,
+    y: Tensor,
+    dx: Tensor,
+}
+
+impl Layer for Residual {
+    fn kind(&self) -> &'static str {
+        "Residual"
+    }
+    fn output_shape(&self, input: &[usize]) -> nnkern::Result<Vec<usize>> {
+        self.inner.output_shape(input)
+    }
+    fn forward(&mut self, x: &Tensor) -> nnkern::Result<&Tensor> {
+        let f = self.inner.forward(x)?;
+        self.y.resize(f.shape());
+        for ((y, &a), &b) in self.y.data_mut().iter_mut().zip(f.data()).zip(x.data()) {
+            *y = a + b;
+        }
+        Ok(&self.y)
+    }
+    fn backward(&mut self, x: &Tensor, dy: &Tensor) -> nnkern::Result<&Tensor> {
+        let df = self.inner.backward(x, dy)?;
+        self.dx.resize(x.shape());
+        for ((d, &a), &b) in self.dx.data_mut().iter_mut().zip(df.data()).zip(dy.data()) {
+            *d = a + b;
+        }
+        Ok(&self.dx)
+    }
+    fn output(&self) -> &Tensor {
+        &self.y
+    }
+    fn input_grad(&self) -> &Tensor {
+        &self.dx
+    }
+    fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a nnkern::Param)) {
+        self.inner.visit_params(f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut nnkern::Param)) {
+        self.inner.visit_params_mut(f)
+    }
+    fn visit_named_params<'a>(
+        &'a self,
+        prefix: &str,
+        f: &mut dyn FnMut(String, &'a nnkern::Param),
+    ) {
+        self.inner.visit_named_params(prefix, f)
+    }
+}
+
+#[test]
+fn hand_written_residual_block_composes() {
+    let mut rng = Rng::new(31);
+    let mut inner = Sequential::new()
+        .add(Linear::new(4, 4, &mut rng))
+        .add(Activation::tanh());
+    inner.set_input_grad(true);
+    let block = Residual {
+        inner,
+        y: Tensor::default(),
+        dx: Tensor::default(),
+    };
+    let mut model = Sequential::new()
+        .add(block)
+        .add(Linear::new(4, 2, &mut rng));
+    model.set_input_grad(true);
+    assert_eq!(model.param_count(), 4 * 4 + 4 + 4 * 2 + 2);
+    let names: Vec<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]);
+    check_layer(
+        "Residual MLP",
+        &mut model,
+        &rand_tensor(&[3, 4], 32, 0.0),
+        1e-2,
+        12,
+    );
+}
