@@ -46,11 +46,13 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod data;
 pub mod error;
 pub mod init;
 pub mod layer;
 pub mod layers;
 pub mod loss;
+pub mod mnist;
 pub mod optim;
 pub mod rng;
 pub mod sequential;

@@ -21,16 +21,19 @@
 //! * BLAS semantics for `beta`: `beta == 0` overwrites the output, NaN included.
 
 pub mod activation;
+pub mod conv;
 pub mod error;
 pub mod gemm;
 pub mod loss;
 pub mod optim;
+pub mod pool;
 pub mod simd;
 
 pub use activation::{
     activation_backward, activation_backward_inplace, activation_backward_reference,
     activation_forward, activation_forward_inplace, activation_forward_reference, Activation,
 };
+pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward, Conv2dParams};
 pub use error::KernelError;
 pub use gemm::{gemm, gemm_reference, Gemm, GemmScalar, Transpose};
 pub use loss::{softmax_cross_entropy, softmax_cross_entropy_reference, Reduction, SoftmaxXent};

@@ -8,8 +8,10 @@
 //! the median of the per-call times is reported.
 
 pub mod cli;
+pub mod conv2d;
 pub mod eltwise;
 pub mod gemm;
+pub mod pool2d;
 pub mod softmax_xent;
 pub mod train_step;
 
@@ -164,6 +166,8 @@ pub fn run_case(op: &str, case: &Value, cfg: &Config) -> CaseResult {
         "gemm" => gemm::run(case, cfg),
         "eltwise" => eltwise::run(case, cfg),
         "softmax_xent" => softmax_xent::run(case, cfg),
+        "pool2d" => pool2d::run(case, cfg),
+        "conv2d" => conv2d::run(case, cfg),
         "train_step" => train_step::run(case, cfg),
         _ => Err(format!("op `{op}` is not implemented yet")),
     }

@@ -1,0 +1,156 @@
+//! im2col and col2im for one image and a range of output positions: the column matrix whose
+//! row `(ci, r, s)` holds, for output positions `p0..p1` (flattened `oh * ow + ow`), the input
+//! value that kernel tap meets (zero in the padding). Rows are filled run by run: the valid
+//! output columns of a tap form one interval, computed once per tap instead of testing bounds
+//! per element.
+
+use super::params::Conv2dParams;
+use num_traits::Float;
+
+/// The output indices `lo..hi` whose input coordinate `o * stride + off - pad` lies in
+/// `0..in_len`, where `off` is the dilated tap offset.
+#[inline]
+pub(crate) fn valid_range(
+    out_len: usize,
+    in_len: usize,
+    off: usize,
+    pad: usize,
+    stride: usize,
+) -> (usize, usize) {
+    let lo = if off >= pad {
+        0
+    } else {
+        (pad - off).div_ceil(stride)
+    };
+    let hi = if in_len + pad <= off {
+        0
+    } else {
+        (in_len + pad - off).div_ceil(stride)
+    };
+    let hi = hi.min(out_len);
+    (lo.min(hi), hi)
+}
+
+/// One tap's geometry: output rows `oh.0..oh.1` and columns `ow.0..ow.1` read inside the
+/// input, at input row `oh * sh + roff - pt` and column `ow * sw + soff - pl`.
+struct Tap {
+    oh: (usize, usize),
+    ow: (usize, usize),
+    roff: usize,
+    soff: usize,
+}
+
+#[inline]
+fn tap(p: &Conv2dParams, r: usize, s: usize) -> Tap {
+    let (roff, soff) = (r * p.dilation.0, s * p.dilation.1);
+    Tap {
+        oh: valid_range(p.oh, p.h, roff, p.pad.0, p.stride.0),
+        ow: valid_range(p.ow, p.w, soff, p.pad.2, p.stride.1),
+        roff,
+        soff,
+    }
+}
+
+/// Calls `f(row, start, a, b, valid)` for every column-matrix row (tap of channels
+/// `c0..c0+nc`) and every output row `oh` that positions `p0..p1` touch: `a..b` are the output
+/// columns of that row inside the range, `start` the column-matrix column of `a`, `valid` the sub-range reading inside the input as
+/// `Some((lo, hi, ih, iw_lo))` (input row and column of output column `lo`).
+#[inline(always)]
+fn for_each_run(
+    p: &Conv2dParams,
+    c0: usize,
+    nc: usize,
+    (p0, p1): (usize, usize),
+    mut f: impl FnMut(usize, usize, usize, usize, Option<(usize, usize, usize, usize)>),
+) {
+    if p0 >= p1 {
+        return;
+    }
+    let (oh0, oh1) = (p0 / p.ow, (p1 - 1) / p.ow + 1);
+    let mut row = 0;
+    for ci in c0..c0 + nc {
+        for r in 0..p.r {
+            for s in 0..p.s {
+                let t = tap(p, r, s);
+                for oh in oh0..oh1 {
+                    let a = p0.saturating_sub(oh * p.ow);
+                    let b = (p1 - oh * p.ow).min(p.ow);
+                    let (lo, hi) = (t.ow.0.max(a), t.ow.1.min(b));
+                    let valid = (oh >= t.oh.0 && oh < t.oh.1 && lo < hi).then(|| {
+                        let ih = oh * p.stride.0 + t.roff - p.pad.0;
+                        (lo, hi, ci * p.h + ih, lo * p.stride.1 + t.soff - p.pad.2)
+                    });
+                    f(row, oh * p.ow + a - p0, a, b, valid);
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Fills columns `0..p1-p0` of `col` (rows of stride `ld`) with the im2col of image `x`
+/// (`[c, h, w]`) for output positions `p0..p1`; only channels `c0..c0 + nc` (rows
+/// `0..nc*r*s`).
+pub(crate) fn im2col<T: Float>(
+    p: &Conv2dParams,
+    x: &[T],
+    col: &mut [T],
+    ld: usize,
+    range: (usize, usize),
+    c0: usize,
+    nc: usize,
+) {
+    let sw = p.stride.1;
+    for_each_run(p, c0, nc, range, |row, start, a, b, valid| {
+        let base = row * ld + start;
+        let out = &mut col[base..base + (b - a)];
+        let Some((lo, hi, ihrow, iw)) = valid else {
+            out.fill(T::zero());
+            return;
+        };
+        out[..lo - a].fill(T::zero());
+        out[hi - a..].fill(T::zero());
+        let out = &mut out[lo - a..hi - a];
+        let src = &x[ihrow * p.w..(ihrow + 1) * p.w];
+        if sw == 1 {
+            out.copy_from_slice(&src[iw..iw + (hi - lo)]);
+        } else {
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = src[iw + j * sw];
+            }
+        }
+    });
+}
+
+/// Adds columns `0..p1-p0` of `col` (rows of stride `ld`, positions `p0..p1`) back into the
+/// image gradient `dx` (`[c, h, w]`, channels `c0..c0 + nc`): the adjoint of [`im2col`]. Each
+/// input element receives its contributions in a fixed order (channel, r, s, position).
+pub(crate) fn col2im<T: Float>(
+    p: &Conv2dParams,
+    col: &[T],
+    ld: usize,
+    dx: &mut [T],
+    range: (usize, usize),
+    c0: usize,
+    nc: usize,
+) {
+    let sw = p.stride.1;
+    for_each_run(p, c0, nc, range, |row, start, a, _, valid| {
+        let Some((lo, hi, ihrow, iw)) = valid else {
+            return;
+        };
+        let first = row * ld + start + (lo - a);
+        let src = &col[first..first + (hi - lo)];
+        let dst = &mut dx[ihrow * p.w..(ihrow + 1) * p.w];
+        if sw == 1 {
+            for (d, &v) in dst[iw..iw + (hi - lo)].iter_mut().zip(src) {
+                *d = *d + v;
+            }
+        } else {
+            for (j, &v) in src.iter().enumerate() {
+                let d = &mut dst[iw + j * sw];
+                *d = *d + v;
+            }
+        }
+    });
+}

@@ -1,0 +1,164 @@
+//! 2D convolution, NCHW, f32: forward (with optional bias), backward-data, backward-weight,
+//! and the transposed convolution built from the same pieces.
+//!
+//! ```
+//! use nnkern_kernels::conv::{conv2d_forward, Conv2dParams};
+//! use nnkern_kernels::Backend;
+//! // One 3x3 image, one channel, a 2x2 kernel of ones, stride 1, no padding.
+//! let p = Conv2dParams::new(1, 1, 3, 3, 1, 2, 2).unwrap();
+//! assert_eq!(p.output_shape(), [1, 1, 2, 2]);
+//! let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+//! let w = [1.0f32; 4];
+//! let mut y = [0.0f32; 4];
+//! let mut ws = vec![0.0f32; p.workspace_len()];
+//! conv2d_forward(Backend::Native, &p, &x, &w, Some(&[0.5]), &mut y, &mut ws).unwrap();
+//! assert_eq!(y, [12.5, 16.5, 24.5, 28.5]);
+//! ```
+//!
+//! Shapes: input `x` is `[n, c, h, w]`, weight `[k, c/groups, r, s]`, output `[n, k, oh, ow]`
+//! with `oh = (h + pad_top + pad_bottom - dilation_h*(r-1) - 1) / stride_h + 1` (likewise
+//! `ow`); see [`Conv2dParams`]. This is PyTorch's `conv2d` (cross-correlation).
+//!
+//! Backends:
+//! * `Native`: im2col + the native GEMM, images of a chunk in parallel (rayon, caller's pool);
+//!   1x1 stride-1 unpadded convolutions skip im2col; backward-data is GEMM then col2im;
+//!   depthwise convolutions (`groups == c == k`) run a direct SIMD kernel instead.
+//! * `OpenBlas`: the same im2col code with the OpenBLAS GEMM (images one after another,
+//!   OpenBLAS threads itself); depthwise shapes run the native direct kernel (OpenBLAS has no
+//!   depthwise routine).
+//! * `Reference`: the direct nested loops of [`reference`], generic over `Float`.
+//!
+//! Every pass validates its buffers (exact lengths from the descriptor; `ws` at least
+//! [`Conv2dParams::workspace_len`] for every backend) and overwrites its outputs. Results are
+//! bitwise identical for any number of threads. NaN and infinities propagate as in the plain
+//! sums (a NaN input makes the outputs it reaches NaN; padding contributes exact zeros).
+
+mod direct;
+mod gemm_path;
+mod im2col;
+mod params;
+pub mod reference;
+mod transposed;
+
+pub use params::{Conv2dBuilder, Conv2dParams};
+pub use reference::{
+    conv2d_backward_data_reference, conv2d_backward_weight_reference, conv2d_forward_reference,
+};
+pub use transposed::{
+    conv_transpose2d_backward_data, conv_transpose2d_backward_weight, conv_transpose2d_forward,
+    ConvTranspose2dParams,
+};
+
+use crate::error::{check_len, check_min_len, KernelError};
+use crate::Backend;
+
+/// Checks the three main buffers: input-shaped, weight-shaped, output-shaped (exact lengths).
+pub(crate) fn check_main(
+    p: &Conv2dParams,
+    input: (&'static str, usize),
+    weight: (&'static str, usize),
+    output: (&'static str, usize),
+) -> Result<(), KernelError> {
+    check_len(input.0, p.input_len(), input.1)?;
+    check_len(weight.0, p.weight_len(), weight.1)?;
+    check_len(output.0, p.output_len(), output.1)
+}
+
+/// Checks an optional per-output-channel buffer of length `k`.
+pub(crate) fn check_bias(
+    p: &Conv2dParams,
+    arg: &'static str,
+    len: Option<usize>,
+) -> Result<(), KernelError> {
+    len.map_or(Ok(()), |l| check_len(arg, p.k, l))
+}
+
+fn check_backend(backend: Backend, p: &Conv2dParams, ws: &[f32]) -> Result<(), KernelError> {
+    if !backend.available() {
+        return Err(KernelError::BackendUnavailable {
+            backend: backend.name(),
+        });
+    }
+    check_min_len("ws", p.workspace_len(), ws.len())
+}
+
+/// Forward convolution: `y = conv(x, w) + bias`.
+///
+/// `x`: `[n, c, h, w]`; `w`: `[k, c/groups, r, s]`; `bias`: `[k]` or `None`; `y`:
+/// `[n, k, oh, ow]`, overwritten; `ws`: at least `p.workspace_len()` scratch elements.
+pub fn conv2d_forward(
+    backend: Backend,
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    ws: &mut [f32],
+) -> Result<(), KernelError> {
+    check_main(p, ("x", x.len()), ("w", w.len()), ("y", y.len()))?;
+    check_bias(p, "bias", bias.map(<[f32]>::len))?;
+    check_backend(backend, p, ws)?;
+    match backend {
+        Backend::Reference => conv2d_forward_reference(p, x, w, bias, y),
+        _ if p.is_depthwise() => {
+            direct::depthwise_forward(p, x, w, bias, y);
+            Ok(())
+        }
+        _ => gemm_path::forward(backend, p, x, w, bias, y, ws),
+    }
+}
+
+/// Backward-data: the input gradient `dx` (`[n, c, h, w]`, overwritten) from the output
+/// gradient `dy` (`[n, k, oh, ow]`) and the weight `w`.
+pub fn conv2d_backward_data(
+    backend: Backend,
+    p: &Conv2dParams,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    ws: &mut [f32],
+) -> Result<(), KernelError> {
+    check_main(p, ("dx", dx.len()), ("w", w.len()), ("dy", dy.len()))?;
+    check_backend(backend, p, ws)?;
+    match backend {
+        Backend::Reference => conv2d_backward_data_reference(p, dy, w, dx),
+        _ if p.is_depthwise() => {
+            direct::depthwise_backward_data(p, dy, w, dx);
+            Ok(())
+        }
+        _ => gemm_path::backward_data(backend, p, dy, w, dx, ws),
+    }
+}
+
+/// Backward-weight: the weight gradient `dw` (`[k, c/groups, r, s]`, overwritten) from the
+/// input `x` and the output gradient `dy`; with `dbias` (`[k]`, overwritten) also the bias
+/// gradient, the sum of `dy` over the batch and all positions. Reductions over the batch run in
+/// a fixed order, so the result does not depend on the thread count.
+pub fn conv2d_backward_weight(
+    backend: Backend,
+    p: &Conv2dParams,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    dbias: Option<&mut [f32]>,
+    ws: &mut [f32],
+) -> Result<(), KernelError> {
+    check_main(p, ("x", x.len()), ("dw", dw.len()), ("dy", dy.len()))?;
+    check_bias(p, "dbias", dbias.as_ref().map(|d| d.len()))?;
+    check_backend(backend, p, ws)?;
+    if backend == Backend::Reference {
+        return conv2d_backward_weight_reference(p, x, dy, dw, dbias);
+    }
+    if let Some(db) = dbias {
+        direct::bias_grad(p.n, p.k, p.oh * p.ow, dy, db);
+    }
+    if p.n == 0 {
+        dw.fill(0.0);
+        return Ok(());
+    }
+    if p.is_depthwise() {
+        direct::depthwise_backward_weight(p, x, dy, dw);
+        return Ok(());
+    }
+    gemm_path::backward_weight(backend, p, x, dy, dw, ws)
+}

@@ -1,0 +1,650 @@
+//! Convolution: every pass and backend against the f64 reference over random descriptors,
+//! finite-difference checks of the reference gradients, transposed convolution against an
+//! independent scatter formulation, every invalid descriptor, and bitwise determinism across
+//! thread counts.
+
+use nnkern_kernels::conv::*;
+use nnkern_kernels::simd::{with_isa, Isa};
+use nnkern_kernels::{Backend, KernelError};
+use proptest::prelude::*;
+
+fn backends() -> Vec<Backend> {
+    [Backend::Native, Backend::OpenBlas]
+        .into_iter()
+        .filter(|b| b.available())
+        .collect()
+}
+
+fn data(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+fn abs64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| (x as f64).abs()).collect()
+}
+
+/// `|got - want| <= (len + 1) * eps_f32 * mag + tiny` elementwise, where `mag` is the sum of
+/// absolute terms (the reference run on absolute values) and `len` the reduction length: the
+/// classic bound for a float sum of `len` products in any order.
+fn assert_close(what: &str, got: &[f32], want: &[f64], mag: &[f64], len: usize) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let gamma = (len as f64 + 1.0) * f32::EPSILON as f64;
+    for (i, ((&g, &w), &m)) in got.iter().zip(want).zip(mag).enumerate() {
+        let bound = gamma * m + 1e-30;
+        assert!(
+            (g as f64 - w).abs() <= bound,
+            "{what}[{i}]: got {g}, want {w}, bound {bound}"
+        );
+    }
+}
+
+/// Random valid descriptors: groups (incl. depthwise), stride, asymmetric padding, dilation,
+/// 1x1, non-square, batch 1, and a random chunk cap (several chunks per batch).
+fn params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (
+            1usize..4,
+            1usize..4,
+            1usize..4,
+            0usize..3,
+            1usize..4,
+            1usize..40,
+        ),
+        (1usize..10, 1usize..24, 1usize..5, 1usize..5),
+        (1usize..4, 1usize..4, 1usize..3, 1usize..3),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_filter_map("invalid shape", |(a, b, c, d)| {
+            let (n, cg, kg, gsel, chunk, tile) = a;
+            let (h, w, r, s) = b;
+            let (sh, sw, dh, dw) = c;
+            // gsel: 0 one group, 1 two groups, 2 depthwise.
+            let (groups, cg, kg) = match gsel {
+                0 => (1, cg, kg),
+                1 => (2, cg, kg),
+                _ => (cg + 1, 1, 1),
+            };
+            let p = Conv2dParams::builder(n, cg * groups, h, w, kg * groups, r, s)
+                .stride(sh, sw)
+                .padding(d.0, d.1, d.2, d.3)
+                .dilation(dh, dw)
+                .groups(groups)
+                .build()
+                .ok()?;
+            Some(p.with_max_tile(tile).with_max_chunk(chunk))
+        })
+}
+
+struct Case {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    dy: Vec<f32>,
+}
+
+fn case(p: &Conv2dParams, seed: u64) -> Case {
+    Case {
+        x: data(p.input_len(), seed),
+        w: data(p.weight_len(), seed + 1),
+        b: data(p.k(), seed + 2),
+        dy: data(p.output_len(), seed + 3),
+    }
+}
+
+/// Runs all three passes of `backend` under the current ISA override.
+fn run_passes(backend: Backend, p: &Conv2dParams, c: &Case) -> [Vec<f32>; 4] {
+    let mut ws = vec![f32::NAN; p.workspace_len()];
+    let mut y = vec![f32::NAN; p.output_len()];
+    conv2d_forward(backend, p, &c.x, &c.w, Some(&c.b), &mut y, &mut ws).unwrap();
+    let mut dx = vec![f32::NAN; p.input_len()];
+    conv2d_backward_data(backend, p, &c.dy, &c.w, &mut dx, &mut ws).unwrap();
+    let mut dw = vec![f32::NAN; p.weight_len()];
+    let mut db = vec![f32::NAN; p.k()];
+    conv2d_backward_weight(backend, p, &c.x, &c.dy, &mut dw, Some(&mut db), &mut ws).unwrap();
+    [y, dx, dw, db]
+}
+
+fn check_against_reference(p: &Conv2dParams, c: &Case, got: &[Vec<f32>; 4], who: &str) {
+    let (x, w, b, dy) = (f64s(&c.x), f64s(&c.w), f64s(&c.b), f64s(&c.dy));
+    let (xa, wa, ba, dya) = (abs64(&c.x), abs64(&c.w), abs64(&c.b), abs64(&c.dy));
+    let [n, k, oh, ow] = p.output_shape();
+    let cg = p.c() / p.groups();
+    let mut want = vec![0.0; p.output_len()];
+    let mut mag = want.clone();
+    conv2d_forward_reference(p, &x, &w, Some(&b), &mut want).unwrap();
+    conv2d_forward_reference(p, &xa, &wa, Some(&ba), &mut mag).unwrap();
+    assert_close(
+        &format!("{who} y"),
+        &got[0],
+        &want,
+        &mag,
+        cg * p.r() * p.s() + 1,
+    );
+
+    let mut want = vec![0.0; p.input_len()];
+    let mut mag = want.clone();
+    conv2d_backward_data_reference(p, &dy, &w, &mut want).unwrap();
+    conv2d_backward_data_reference(p, &dya, &wa, &mut mag).unwrap();
+    let kg = k / p.groups();
+    assert_close(
+        &format!("{who} dx"),
+        &got[1],
+        &want,
+        &mag,
+        kg * p.r() * p.s(),
+    );
+
+    let mut want = vec![0.0; p.weight_len()];
+    let mut mag = want.clone();
+    let (mut wb, mut mb) = (vec![0.0; k], vec![0.0; k]);
+    conv2d_backward_weight_reference(p, &x, &dy, &mut want, Some(&mut wb)).unwrap();
+    conv2d_backward_weight_reference(p, &xa, &dya, &mut mag, Some(&mut mb)).unwrap();
+    assert_close(&format!("{who} dw"), &got[2], &want, &mag, n * oh * ow);
+    assert_close(&format!("{who} db"), &got[3], &wb, &mb, n * oh * ow);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn passes_match_reference(p in params(), seed in 0u64..1000) {
+        let c = case(&p, seed);
+        let got = run_passes(Backend::Reference, &p, &c);
+        check_against_reference(&p, &c, &got, "reference-f32");
+        for backend in backends() {
+            for isa in Isa::ALL {
+                let got = with_isa(isa, || run_passes(backend, &p, &c));
+                check_against_reference(&p, &c, &got, &format!("{backend:?}/{isa:?} {p:?}"));
+            }
+        }
+    }
+}
+
+/// f64 central differences of `loss = sum(g * conv(x, w) + bias)` against the reference
+/// backward passes, for every element of x, w and bias.
+#[test]
+fn reference_gradients_match_finite_differences() {
+    let shapes = [
+        Conv2dParams::builder(2, 4, 6, 5, 4, 3, 2)
+            .stride(2, 1)
+            .padding(1, 0, 2, 1)
+            .dilation(1, 2)
+            .groups(2),
+        Conv2dParams::builder(1, 3, 5, 5, 3, 3, 3)
+            .pad(1, 1)
+            .groups(3),
+        Conv2dParams::builder(2, 2, 4, 4, 3, 1, 1),
+    ];
+    for b in shapes {
+        let p = b.build().unwrap();
+        let c = case(&p, 7);
+        let (x, w, bias, g) = (f64s(&c.x), f64s(&c.w), f64s(&c.b), f64s(&c.dy));
+        let loss = |x: &[f64], w: &[f64], bias: &[f64]| {
+            let mut y = vec![0.0; p.output_len()];
+            conv2d_forward_reference(&p, x, w, Some(bias), &mut y).unwrap();
+            y.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>()
+        };
+        let fd = |v: &[f64], which: usize| -> Vec<f64> {
+            (0..v.len())
+                .map(|i| {
+                    let h = 1e-4;
+                    let e = |d: f64| {
+                        let mut t = v.to_vec();
+                        t[i] += d;
+                        match which {
+                            0 => loss(&t, &w, &bias),
+                            1 => loss(&x, &t, &bias),
+                            _ => loss(&x, &w, &t),
+                        }
+                    };
+                    (e(h) - e(-h)) / (2.0 * h)
+                })
+                .collect()
+        };
+        let mut dx = vec![0.0; x.len()];
+        conv2d_backward_data_reference(&p, &g, &w, &mut dx).unwrap();
+        let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; bias.len()]);
+        conv2d_backward_weight_reference(&p, &x, &g, &mut dw, Some(&mut db)).unwrap();
+        for (name, got, want) in [
+            ("dx", dx, fd(&x, 0)),
+            ("dw", dw, fd(&w, 1)),
+            ("db", db, fd(&bias, 2)),
+        ] {
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-7 * (1.0 + b.abs()),
+                    "{name}[{i}] {a} vs {b} ({p:?})"
+                );
+            }
+        }
+    }
+}
+
+/// The transposed convolution by its definition (scatter), in f64: calls
+/// `f(x_index, y_index, w_index)` for each contribution, in a fixed order.
+fn transposed_taps(p: &ConvTranspose2dParams, mut f: impl FnMut(usize, usize, usize)) {
+    let [n, cin, h, w] = p.input_shape();
+    let [_, cout, oh, ow] = p.output_shape();
+    let q = p.conv();
+    let (g, (sh, sw), (dh, dw)) = (q.groups(), q.stride(), q.dilation());
+    let (pt, _, pl, _) = q.padding();
+    let (cin_g, cout_g) = (cin / g, cout / g);
+    for b in 0..n {
+        for ci in 0..cin {
+            for i in 0..h {
+                for j in 0..w {
+                    for col in 0..cout_g {
+                        let co = ci / cin_g * cout_g + col;
+                        for r in 0..q.r() {
+                            for s in 0..q.s() {
+                                let oy = (i * sh + r * dh) as isize - pt as isize;
+                                let ox = (j * sw + s * dw) as isize - pl as isize;
+                                if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
+                                    continue;
+                                }
+                                let xi = ((b * cin + ci) * h + i) * w + j;
+                                let yi = ((b * cout + co) * oh + oy as usize) * ow + ox as usize;
+                                let wi = ((ci * cout_g + col) * q.r() + r) * q.s() + s;
+                                f(xi, yi, wi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The three transposed passes by definition, in f64 (with bias and its gradient).
+fn transposed_reference(
+    p: &ConvTranspose2dParams,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    dy: &[f64],
+) -> [Vec<f64>; 4] {
+    let [_, cout, oh, ow] = p.output_shape();
+    let mut y: Vec<f64> = (0..dy.len()).map(|i| b[i / (oh * ow) % cout]).collect();
+    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; cout]);
+    transposed_taps(p, |xi, yi, wi| {
+        y[yi] += x[xi] * w[wi];
+        dx[xi] += dy[yi] * w[wi];
+        dw[wi] += x[xi] * dy[yi];
+    });
+    for (i, v) in dy.iter().enumerate() {
+        db[i / (oh * ow) % cout] += v;
+    }
+    [y, dx, dw, db]
+}
+
+fn transposed_params() -> impl Strategy<Value = ConvTranspose2dParams> {
+    (
+        (1usize..3, 1usize..4, 1usize..4, 1usize..3),
+        (1usize..6, 1usize..6, 1usize..4, 1usize..4),
+        (
+            1usize..4,
+            1usize..4,
+            1usize..3,
+            1usize..3,
+            0usize..3,
+            0usize..3,
+        ),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_filter_map(
+            "invalid",
+            |((n, cig, cog, g), (h, w, r, s), (sh, sw, dh, dw, oph, opw), pad)| {
+                ConvTranspose2dParams::new(
+                    [n, cig * g, h, w],
+                    cog * g,
+                    (r, s),
+                    (sh, sw),
+                    pad,
+                    (dh, dw),
+                    (oph, opw),
+                    g,
+                )
+                .ok()
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(192))]
+
+    #[test]
+    fn transposed_matches_definition(p in transposed_params(), seed in 0u64..1000) {
+        let [n, cin, h, w] = p.input_shape();
+        let [_, cout, oh, ow] = p.output_shape();
+        let q = *p.conv();
+        let (x, wt, b, dy) = (data(n * cin * h * w, seed), data(q.weight_len(), seed + 1), data(cout, seed + 2), data(n * cout * oh * ow, seed + 3));
+        let want = transposed_reference(&p, &f64s(&x), &f64s(&wt), &f64s(&b), &f64s(&dy));
+        let mag = transposed_reference(&p, &abs64(&x), &abs64(&wt), &abs64(&b), &abs64(&dy));
+        let rs = q.r() * q.s();
+        let lens = [cin / q.groups() * rs + 1, cout / q.groups() * rs, n * h * w, n * oh * ow];
+        for backend in [Backend::Reference].into_iter().chain(backends()) {
+            let mut ws = vec![f32::NAN; p.workspace_len()];
+            let mut got = [vec![f32::NAN; dy.len()], vec![f32::NAN; x.len()], vec![f32::NAN; wt.len()], vec![f32::NAN; cout]];
+            conv_transpose2d_forward(backend, &p, &x, &wt, Some(&b), &mut got[0], &mut ws).unwrap();
+            conv_transpose2d_backward_data(backend, &p, &dy, &wt, &mut got[1], &mut ws).unwrap();
+            let [_, _, dw, db] = &mut got;
+            conv_transpose2d_backward_weight(backend, &p, &x, &dy, dw, Some(db), &mut ws).unwrap();
+            for (i, name) in ["y", "dx", "dw", "db"].iter().enumerate() {
+                assert_close(&format!("{backend:?} transposed {name} {p:?}"), &got[i], &want[i], &mag[i], lens[i]);
+            }
+        }
+    }
+}
+
+/// f64 finite differences of the transposed definition's gradients (so the formulas the
+/// property test trusts are themselves checked).
+#[test]
+fn transposed_reference_gradients_match_finite_differences() {
+    let p = ConvTranspose2dParams::new(
+        [2, 4, 3, 4],
+        2,
+        (3, 2),
+        (2, 1),
+        (1, 0, 0, 1),
+        (1, 2),
+        (1, 0),
+        2,
+    )
+    .unwrap();
+    let [n, cin, h, w] = p.input_shape();
+    let [_, cout, oh, ow] = p.output_shape();
+    let (x, wt, b, g) = (
+        f64s(&data(n * cin * h * w, 1)),
+        f64s(&data(p.conv().weight_len(), 2)),
+        f64s(&data(cout, 3)),
+        f64s(&data(n * cout * oh * ow, 4)),
+    );
+    let [_, dx, dw, db] = transposed_reference(&p, &x, &wt, &b, &g);
+    let loss = |x: &[f64], wt: &[f64], b: &[f64]| {
+        let [y, ..] = transposed_reference(&p, x, wt, b, &g);
+        y.iter().zip(&g).map(|(a, c)| a * c).sum::<f64>()
+    };
+    let h = 1e-4;
+    for (name, grad, which) in [("dx", &dx, 0), ("dw", &dw, 1), ("db", &db, 2)] {
+        for i in 0..grad.len() {
+            let e = |d: f64| {
+                let (mut x2, mut w2, mut b2) = (x.clone(), wt.clone(), b.clone());
+                [&mut x2, &mut w2, &mut b2][which][i] += d;
+                loss(&x2, &w2, &b2)
+            };
+            let fd = (e(h) - e(-h)) / (2.0 * h);
+            assert!(
+                (grad[i] - fd).abs() <= 1e-7 * (1.0 + fd.abs()),
+                "{name}[{i}]: {} vs {fd}",
+                grad[i]
+            );
+        }
+    }
+}
+
+fn err_arg(e: KernelError) -> &'static str {
+    match e {
+        KernelError::InvalidParam { arg, .. }
+        | KernelError::Overflow { arg }
+        | KernelError::BufferLength { arg, .. }
+        | KernelError::BufferTooShort { arg, .. } => arg,
+        other => panic!("unexpected error {other:?}"),
+    }
+}
+
+#[test]
+fn invalid_descriptors_name_their_argument() {
+    let b = || Conv2dParams::builder(2, 4, 8, 8, 6, 3, 3);
+    let cases: Vec<(Conv2dBuilder, &str)> = vec![
+        (Conv2dParams::builder(2, 0, 8, 8, 6, 3, 3), "c"),
+        (Conv2dParams::builder(2, 4, 0, 8, 6, 3, 3), "h"),
+        (Conv2dParams::builder(2, 4, 8, 0, 6, 3, 3), "w"),
+        (Conv2dParams::builder(2, 4, 8, 8, 0, 3, 3), "k"),
+        (Conv2dParams::builder(2, 4, 8, 8, 6, 0, 3), "r"),
+        (Conv2dParams::builder(2, 4, 8, 8, 6, 3, 0), "s"),
+        (b().stride(0, 1), "stride_h"),
+        (b().stride(1, 0), "stride_w"),
+        (b().dilation(0, 1), "dilation_h"),
+        (b().dilation(1, 0), "dilation_w"),
+        (b().groups(0), "groups"),
+        (b().groups(3), "c"),
+        (b().groups(4), "k"),
+        (Conv2dParams::builder(1, 1, 2, 8, 1, 3, 3), "r"),
+        (Conv2dParams::builder(1, 1, 8, 2, 1, 3, 3), "s"),
+        (b().dilation(4, 1), "r"),
+        (b().padding(0, 0, 0, 0).dilation(1, 5), "s"),
+        (Conv2dParams::builder(usize::MAX / 2, 4, 8, 8, 6, 3, 3), "x"),
+        (
+            Conv2dParams::builder(1, 1, usize::MAX, 1, 1, 1, 1).pad(1, 0),
+            "padding",
+        ),
+        (
+            Conv2dParams::builder(1, 1, 8, 8, 1, usize::MAX, 1).dilation(2, 1),
+            "dilation",
+        ),
+    ];
+    for (builder, arg) in cases {
+        let e = builder.build().expect_err(arg);
+        assert_eq!(err_arg(e.clone()), arg, "{builder:?}: {e}");
+        assert!(!e.to_string().is_empty());
+    }
+    // Kernel exactly as large as the padded input is fine.
+    assert_eq!(
+        b().pad(0, 0).dilation(3, 3).build().unwrap().output_shape(),
+        [2, 6, 2, 2]
+    );
+
+    let p = b().pad(1, 1).build().unwrap();
+    let (x, w, y) = (
+        vec![0.0; p.input_len()],
+        vec![0.0; p.weight_len()],
+        vec![0.0; p.output_len()],
+    );
+    let mut ws = vec![0.0; p.workspace_len()];
+    let (mut y2, mut dx, mut dw) = (y.clone(), x.clone(), w.clone());
+    let bias = [0.0; 6];
+    for backend in [Backend::Native, Backend::Reference] {
+        let e = |r: Result<(), KernelError>| err_arg(r.unwrap_err());
+        assert_eq!(
+            e(conv2d_forward(
+                backend,
+                &p,
+                &x[1..],
+                &w,
+                None,
+                &mut y2,
+                &mut ws
+            )),
+            "x"
+        );
+        assert_eq!(
+            e(conv2d_forward(
+                backend,
+                &p,
+                &x,
+                &w[1..],
+                None,
+                &mut y2,
+                &mut ws
+            )),
+            "w"
+        );
+        assert_eq!(
+            e(conv2d_forward(
+                backend,
+                &p,
+                &x,
+                &w,
+                None,
+                &mut y2[1..],
+                &mut ws
+            )),
+            "y"
+        );
+        assert_eq!(
+            e(conv2d_forward(
+                backend,
+                &p,
+                &x,
+                &w,
+                Some(&bias[1..]),
+                &mut y2,
+                &mut ws
+            )),
+            "bias"
+        );
+        assert_eq!(
+            e(conv2d_forward(
+                backend,
+                &p,
+                &x,
+                &w,
+                None,
+                &mut y2,
+                &mut ws[1..]
+            )),
+            "ws"
+        );
+        assert_eq!(
+            e(conv2d_backward_data(
+                backend,
+                &p,
+                &y[1..],
+                &w,
+                &mut dx,
+                &mut ws
+            )),
+            "dy"
+        );
+        assert_eq!(
+            e(conv2d_backward_data(
+                backend,
+                &p,
+                &y,
+                &w,
+                &mut dx[1..],
+                &mut ws
+            )),
+            "dx"
+        );
+        assert_eq!(
+            e(conv2d_backward_weight(
+                backend,
+                &p,
+                &x,
+                &y,
+                &mut dw[1..],
+                None,
+                &mut ws
+            )),
+            "dw"
+        );
+        let mut db = vec![0.0; 5];
+        assert_eq!(
+            e(conv2d_backward_weight(
+                backend,
+                &p,
+                &x,
+                &y,
+                &mut dw,
+                Some(&mut db),
+                &mut ws
+            )),
+            "dbias"
+        );
+    }
+    if !Backend::OpenBlas.available() {
+        let r = conv2d_forward(Backend::OpenBlas, &p, &x, &w, None, &mut y2, &mut ws);
+        assert!(matches!(r, Err(KernelError::BackendUnavailable { .. })));
+    }
+    // Transposed descriptors.
+    let t = |op: (usize, usize), pad| {
+        ConvTranspose2dParams::new([1, 2, 3, 3], 2, (3, 3), (2, 2), pad, (1, 1), op, 1)
+    };
+    assert_eq!(
+        err_arg(t((2, 0), (0, 0, 0, 0)).unwrap_err()),
+        "output_padding_h"
+    );
+    assert_eq!(
+        err_arg(t((0, 2), (0, 0, 0, 0)).unwrap_err()),
+        "output_padding_w"
+    );
+    assert_eq!(err_arg(t((0, 0), (4, 3, 0, 0)).unwrap_err()), "padding");
+    assert_eq!(
+        t((1, 0), (1, 1, 1, 1)).unwrap().output_shape(),
+        [1, 2, 6, 5]
+    );
+    let g = ConvTranspose2dParams::new(
+        [1, 3, 3, 3],
+        2,
+        (1, 1),
+        (1, 1),
+        (0, 0, 0, 0),
+        (1, 1),
+        (0, 0),
+        2,
+    );
+    assert_eq!(err_arg(g.unwrap_err()), "c_in");
+}
+
+/// Every pass gives the same bits in pools of 1, 2 and 3 threads.
+#[test]
+fn bitwise_identical_across_thread_counts() {
+    let shapes = [
+        Conv2dParams::builder(9, 3, 12, 11, 8, 3, 3)
+            .pad(1, 1)
+            .build()
+            .unwrap()
+            .with_max_chunk(4),
+        Conv2dParams::builder(6, 16, 7, 7, 8, 1, 1).build().unwrap(),
+        Conv2dParams::builder(5, 8, 9, 9, 8, 3, 3)
+            .stride(2, 2)
+            .pad(1, 1)
+            .groups(8)
+            .build()
+            .unwrap(),
+        Conv2dParams::builder(7, 6, 10, 9, 4, 2, 3)
+            .stride(2, 1)
+            .dilation(2, 1)
+            .groups(2)
+            .build()
+            .unwrap(),
+        Conv2dParams::builder(4, 200, 3, 3, 64, 3, 3)
+            .pad(1, 1)
+            .build()
+            .unwrap(),
+    ];
+    for p in shapes {
+        let c = case(&p, 11);
+        for backend in backends() {
+            let runs: Vec<[Vec<f32>; 4]> = [1, 2, 3]
+                .iter()
+                .map(|&t| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(t)
+                        .build()
+                        .unwrap();
+                    pool.install(|| run_passes(backend, &p, &c))
+                })
+                .collect();
+            for r in &runs[1..] {
+                for (a, b) in r.iter().zip(&runs[0]) {
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(a), bits(b), "{backend:?} {p:?}");
+                }
+            }
+        }
+    }
+}
