@@ -143,7 +143,7 @@ pub fn run(case: &Value, cfg: &Config) -> CaseResult {
     for _ in 0..4 {
         last = step(&mut s, &mut loss, &x, &labels).map_err(|e| e.to_string())?;
     }
-    if !(last < first) {
+    if last.is_nan() || last >= first {
         return Err(format!("spot check: loss did not fall ({first} -> {last})"));
     }
     let t = time_median(cfg.target_s, || {

@@ -63,7 +63,7 @@ fn central(
     h: f32,
 ) -> (f64, f64) {
     let orig = set_entry(layer, x, which, i, 0.0);
-    let mut eval = |layer: &mut dyn Layer, x: &mut Tensor, v: f32| {
+    let eval = |layer: &mut dyn Layer, x: &mut Tensor, v: f32| {
         set_entry(layer, x, which, i, v);
         weighted(layer.forward(x).unwrap(), w)
     };
