@@ -13,7 +13,7 @@
 //! micro-kernel order, so the bits do not depend on the thread count or the task split.
 
 use super::kernels::{GemmKernel, MacroArgs};
-use super::pack::{pack_a, pack_b, with_scratch, Operand};
+use super::pack::{pack_a, pack_b, with_scratch, Operand, PackElem};
 use super::{Gemm, Layout};
 use crate::simd::Isa;
 use num_traits::Float;
@@ -34,7 +34,7 @@ thread_local! {
 }
 
 /// The per-thread packing caches of an element type.
-trait PackCache: Float + Send + Sync + 'static {
+trait PackCache: PackElem + Send + Sync + 'static {
     fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>>;
     fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>>;
 }
@@ -61,9 +61,9 @@ pub(super) fn gemm_f32(g: &Gemm<f32>, l: Layout, a: &[f32], b: &[f32], c: &mut [
     use super::kernels::*;
     match Isa::active() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => run::<f32, F32Gemm6x16Avx2Fma>(g, l, a, b, c),
-        Isa::Scalar => run::<f32, F32Gemm4x4Scalar>(g, l, a, b, c),
-        _ => run::<f32, F32Gemm4x8Wide>(g, l, a, b, c),
+        Isa::Avx2 => run::<f32, F32Gemm6x16Avx2Fma>(g, l, a, b, c, true),
+        Isa::Scalar => run::<f32, F32Gemm4x4Scalar>(g, l, a, b, c, false),
+        _ => run::<f32, F32Gemm4x8Wide>(g, l, a, b, c, false),
     }
 }
 
@@ -71,9 +71,9 @@ pub(super) fn gemm_f64(g: &Gemm<f64>, l: Layout, a: &[f64], b: &[f64], c: &mut [
     use super::kernels::*;
     match Isa::active() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => run::<f64, F64Gemm6x8Avx2Fma>(g, l, a, b, c),
-        Isa::Scalar => run::<f64, F64Gemm4x4Scalar>(g, l, a, b, c),
-        _ => run::<f64, F64Gemm4x4Wide>(g, l, a, b, c),
+        Isa::Avx2 => run::<f64, F64Gemm6x8Avx2Fma>(g, l, a, b, c, true),
+        Isa::Scalar => run::<f64, F64Gemm4x4Scalar>(g, l, a, b, c, false),
+        _ => run::<f64, F64Gemm4x4Wide>(g, l, a, b, c, false),
     }
 }
 
@@ -92,7 +92,15 @@ impl<T> SharedPtr<T> {
     }
 }
 
-fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T], c: &mut [T]) {
+/// `simd`: the call runs the AVX2 path, so packing may use AVX2 too.
+fn run<T: PackCache, K: GemmKernel<T>>(
+    g: &Gemm<T>,
+    l: Layout,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    simd: bool,
+) {
     let (m, n, k) = (g.m, g.n, g.k);
     if m == 0 || n == 0 {
         return;
@@ -101,10 +109,21 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
         scale_c(g.beta, c, m, n, l.ldc);
         return;
     }
-    // Balanced blocks: equal K blocks (a 288-deep product runs as 144 + 144, not 256 + 32),
-    // and equal row blocks rounded to MR. Both depend on the shape only, never on threads.
+    let threads = if 2 * m * n * k < PAR_MIN_FLOPS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    // Balanced K blocks: a 288-deep product runs as 144 + 144, not 256 + 32. The K blocking
+    // fixes each element's summation order, so it depends on the shape only.
     let kc_max = k.div_ceil(k.div_ceil(K::KC));
-    let row_blocks = m.div_ceil(K::MC);
+    // Balanced row blocks rounded to MR, their count a multiple of the thread count when
+    // there are enough rows (15 blocks on 2 threads would leave one idle for a block). Row
+    // and column splits never change how an element is summed, so they may follow threads.
+    let mut row_blocks = m.div_ceil(K::MC);
+    if threads > 1 && row_blocks >= threads {
+        row_blocks = row_blocks.div_ceil(threads) * threads;
+    }
     let mc_max = m.div_ceil(row_blocks).div_ceil(K::MR) * K::MR;
     let p = Plan {
         g,
@@ -112,19 +131,17 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
             data: a,
             ld: l.lda,
             trans: g.trans_a,
+            simd,
         },
         b: Operand {
             data: b,
             ld: l.ldb,
             trans: g.trans_b,
+            simd,
         },
         c: SharedPtr(c.as_mut_ptr()),
         ldc: l.ldc,
-        threads: if 2 * m * n * k < PAR_MIN_FLOPS {
-            1
-        } else {
-            rayon::current_num_threads()
-        },
+        threads,
         kc_max,
         mc_max,
         row_blocks: m.div_ceil(mc_max),
