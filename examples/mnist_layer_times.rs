@@ -39,12 +39,12 @@ fn run(data: &Mnist, threads: usize) -> Result<(), Box<dyn std::error::Error + S
         let idx: Vec<usize> = (step * BATCH..(step + 1) * BATCH).collect();
         data.train.gather(&idx, x.data_mut(), &mut labels);
         let layers = model.layers_mut();
-        for i in 0..n_layers {
+        for (i, time) in fwd.iter_mut().enumerate() {
             let (before, rest) = layers.split_at_mut(i);
             let input = before.last().map_or(&x, |l| l.output());
             let t = Instant::now();
             rest[0].forward(input)?;
-            fwd[i] += if warm { 0.0 } else { t.elapsed().as_secs_f64() };
+            *time += if warm { 0.0 } else { t.elapsed().as_secs_f64() };
         }
         let t = Instant::now();
         loss.forward(layers[n_layers - 1].output(), &labels)?;
