@@ -648,3 +648,25 @@ fn bitwise_identical_across_thread_counts() {
         }
     }
 }
+
+/// An empty batch is valid: every pass is a no-op except that gradients are zeroed.
+#[test]
+fn empty_batch_is_a_no_op() {
+    for b in [
+        Conv2dParams::builder(0, 4, 6, 6, 8, 3, 3).pad(1, 1),
+        Conv2dParams::builder(0, 4, 6, 6, 4, 3, 3).groups(4),
+        Conv2dParams::builder(0, 4, 6, 6, 8, 1, 1),
+    ] {
+        let p = b.build().unwrap();
+        assert_eq!(p.input_len(), 0);
+        let mut ws = vec![0.0; p.workspace_len()];
+        for backend in [Backend::Reference].into_iter().chain(backends()) {
+            let w = data(p.weight_len(), 1);
+            let (mut dw, mut db) = (vec![f32::NAN; p.weight_len()], vec![f32::NAN; p.k()]);
+            conv2d_forward(backend, &p, &[], &w, None, &mut [], &mut ws).unwrap();
+            conv2d_backward_data(backend, &p, &[], &w, &mut [], &mut ws).unwrap();
+            conv2d_backward_weight(backend, &p, &[], &[], &mut dw, Some(&mut db), &mut ws).unwrap();
+            assert!(dw.iter().chain(&db).all(|&v| v == 0.0), "{backend:?} {p:?}");
+        }
+    }
+}
