@@ -22,7 +22,7 @@
 //!   the result of one path is bitwise identical for any number of threads.
 //!
 //! ## By op family
-//! * **GEMM** ([`crate::gemm`]): BLAS semantics. `beta == 0` overwrites C without reading it,
+//! * **GEMM** ([`crate::gemm()`]): BLAS semantics. `beta == 0` overwrites C without reading it,
 //!   so NaN or garbage in C does not survive. `alpha == 0` (or `k == 0`) does not read A or B,
 //!   so NaN there does not reach C: C becomes `beta * C`. A NaN or infinity in A or B reaches
 //!   exactly the elements of C whose dot product reads it (NaN, or `inf`, or NaN from

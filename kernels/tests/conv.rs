@@ -62,7 +62,7 @@ fn params() -> impl Strategy<Value = Conv2dParams> {
             1usize..4,
             1usize..40,
         ),
-        (1usize..10, 1usize..24, 1usize..5, 1usize..5),
+        (1usize..10, 1usize..40, 1usize..5, 1usize..5),
         (1usize..4, 1usize..4, 1usize..3, 1usize..3),
         (0usize..3, 0usize..3, 0usize..3, 0usize..3),
     )

@@ -35,10 +35,29 @@ struct Sweep<'a, const Q: usize> {
     accumulate: bool,
 }
 
-/// One output row's live taps `(tap, input row start, column offset)` and what the blocks
-/// need. Methods, not closures, so they inline into the ISA's target-feature function.
+/// A live tap of one output row: its index, input row start and column offset, and where its
+/// vector loads read: `vinp[vbase + j + vdc + lane]` for output column `j + lane`.
+#[derive(Clone, Copy, Default)]
+struct Live {
+    t: usize,
+    base: usize,
+    dc: isize,
+    vbase: usize,
+    vdc: isize,
+}
+
+/// Floats of the per-row scratch that holds, for column-strided stencils, each live tap's input
+/// row de-interleaved to its phase (so vector loads are contiguous).
+const SCRATCH: usize = 4096;
+
+/// One output row's live taps and what the blocks need. Methods, not closures, so they inline
+/// into the ISA's target-feature function.
 struct Row<'a, V, const Q: usize> {
-    live: &'a [(usize, usize, isize)],
+    live: &'a [Live],
+    /// What vector loads read: the input itself, or the de-interleaved scratch.
+    vinp: &'a [f32],
+    /// Column-strided and no scratch: vector loads gather.
+    gather: bool,
     weights: &'a [&'a [f32]; Q],
     /// `weights[q][t]` splatted, per tap.
     splat: &'a [[V; Q]],
@@ -76,10 +95,10 @@ impl<V: Vector<Elem = f32>, const Q: usize> Row<'_, V, Q> {
             } else {
                 self.inits[q]
             };
-            for &(t, base, dc) in self.live {
-                let c = (j * self.sc) as isize + dc;
+            for lv in self.live {
+                let c = (j * self.sc) as isize + lv.dc;
                 if (0..self.in_w as isize).contains(&c) {
-                    acc += self.weights[q][t] * self.inp[base + c as usize];
+                    acc += self.weights[q][lv.t] * self.inp[lv.base + c as usize];
                 }
             }
             row[j] = acc;
@@ -102,20 +121,22 @@ impl<V: Vector<Elem = f32>, const Q: usize> Row<'_, V, Q> {
                 };
             }
         }
-        for &(t, base, dc) in self.live {
+        for lv in self.live {
             let mut xs = [V::zero(); U];
             for (u, x) in xs.iter_mut().enumerate() {
-                let col = (((j + u * l) * self.sc) as isize + dc) as usize;
-                *x = if self.sc == 1 {
-                    debug_assert!(base + col + l <= self.inp.len());
-                    // SAFETY: interior columns: every lane's input column `col + lane` is
-                    // inside input row `base / in_w` (the caller's `jlo..jhi` guarantees it).
-                    unsafe { V::load(self.inp.as_ptr().add(base + col)) }
+                *x = if self.gather {
+                    let col = (((j + u * l) * self.sc) as isize + lv.dc) as usize;
+                    load_cols::<V>(&self.inp[lv.base..lv.base + self.in_w], col, self.sc)
                 } else {
-                    load_cols::<V>(&self.inp[base..base + self.in_w], col, self.sc)
+                    let at = lv.vbase + ((j + u * l) as isize + lv.vdc) as usize;
+                    debug_assert!(at + l <= self.vinp.len());
+                    // SAFETY: interior columns: every lane's input column is inside the input
+                    // row (the caller's `jlo..jhi` guarantees it), hence inside the row (or
+                    // its de-interleaved phase) that `vbase` starts.
+                    unsafe { V::load(self.vinp.as_ptr().add(at)) }
                 };
             }
-            for (aq, &wv) in acc.iter_mut().zip(&self.splat[t]) {
+            for (aq, &wv) in acc.iter_mut().zip(&self.splat[lv.t]) {
                 for (a, &x) in aq.iter_mut().zip(&xs) {
                     *a = wv.mul_add(x, *a);
                 }
@@ -152,20 +173,46 @@ impl<const Q: usize> SimdFn<f32> for Sweep<'_, Q> {
         }
         let out_h = self.outs[0].len() / g.out_w;
         let mut outs = self.outs;
-        let mut live = [(0usize, 0usize, 0isize); MAX_TAPS];
+        let mut live = [Live::default(); MAX_TAPS];
+        let mut scratch = [0.0f32; SCRATCH];
+        let phase_len = g.in_w.div_ceil(g.sc);
         for i in 0..out_h {
             let (mut n, mut jlo, mut jhi) = (0, 0, g.out_w);
             for (t, (&(dr, dc), &(lo, hi))) in self.taps.iter().zip(&cols).enumerate() {
                 let ir = (i * g.sr) as isize + dr;
                 if (0..in_h).contains(&ir) {
-                    live[n] = (t, ir as usize * g.in_w, dc);
+                    let base = ir as usize * g.in_w;
+                    let (vbase, vdc) = (base, dc);
+                    live[n] = Live {
+                        t,
+                        base,
+                        dc,
+                        vbase,
+                        vdc,
+                    };
                     (jlo, jhi) = (jlo.max(lo), jhi.min(hi));
                     n += 1;
                 }
             }
             let jhi = jhi.max(jlo);
+            // Column stride > 1: de-interleave each live tap's row to its phase, so that the
+            // vector loads are contiguous (a lane-by-lane gather stalls on store forwarding).
+            let deinterleave = g.sc > 1 && n * phase_len <= SCRATCH && jhi > jlo;
+            if deinterleave {
+                for (k, lv) in live[..n].iter_mut().enumerate() {
+                    let ph = lv.dc.rem_euclid(sc) as usize;
+                    let src = &self.inp[lv.base..lv.base + g.in_w];
+                    let dst = &mut scratch[k * phase_len..(k + 1) * phase_len];
+                    for (d, &v) in dst.iter_mut().zip(src.iter().skip(ph).step_by(g.sc)) {
+                        *d = v;
+                    }
+                    (lv.vbase, lv.vdc) = (k * phase_len, lv.dc.div_euclid(sc));
+                }
+            }
             let row = Row::<V, Q> {
                 live: &live[..n],
+                vinp: if deinterleave { &scratch[..] } else { self.inp },
+                gather: g.sc > 1 && !deinterleave,
                 weights: &self.weights,
                 splat: &splat,
                 inits: &self.inits,
