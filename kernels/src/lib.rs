@@ -27,6 +27,7 @@ pub mod gemm;
 pub mod loss;
 pub mod optim;
 pub mod pool;
+pub mod semantics;
 pub mod simd;
 
 pub use activation::{

@@ -129,6 +129,12 @@ fn erf_error_over_whole_range() {
 }
 
 #[test]
+fn normal_cdf_error_over_whole_range() {
+    let cdf = |x: f64| 0.5 * (1.0 + erf_reference(x * std::f64::consts::FRAC_1_SQRT_2));
+    check_math(MathFn::NormalCdf, cdf, 0.0, 2e-7, any);
+}
+
+#[test]
 fn log1p_unit_error_over_its_range() {
     check_math(MathFn::Log1pUnit, f64::ln_1p, 2.0, 2.0 * DENORM, |x| {
         (0.0..=1.0).contains(&x)
@@ -370,6 +376,43 @@ fn results_identical_across_thread_counts() {
         softmax_backward(Backend::Native, rows, cols, &y, xs, &mut dx).unwrap();
         [y, l, dx].concat()
     });
+}
+
+/// Outputs of at least 4M elements take the non-temporal-store path: it must give the same
+/// bits as the ordinary path (computed here in small pieces), for misaligned outputs too.
+#[test]
+fn streaming_path_matches_small_pieces() {
+    let n = (1 << 22) + 37;
+    let x: Vec<f32> = (0..n + 1)
+        .map(|i| ((i * 7919) % 10_007) as f32 * 1e-3 - 5.0)
+        .collect();
+    let x = &x[1..]; // misaligned input
+    for isa in Isa::ALL {
+        for act in [Activation::Tanh, Activation::Relu] {
+            let mut big = vec![0.0f32; n + 3];
+            let mut dbig = vec![0.0f32; n + 1];
+            with_isa(isa, || {
+                activation_forward(Backend::Native, act, x, &mut big[3..]).unwrap();
+                dbig[1..].copy_from_slice(x);
+                activation_backward_inplace(Backend::Native, act, x, &big[3..], &mut dbig[1..])
+                    .unwrap();
+            });
+            let (mut small, mut dsmall) = (vec![0.0f32; n], vec![0.0f32; n]);
+            with_isa(isa, || {
+                for (i, c) in x.chunks(1000).enumerate() {
+                    let r = i * 1000..i * 1000 + c.len();
+                    activation_forward(Backend::Native, act, c, &mut small[r.clone()]).unwrap();
+                    let y = &small[r.clone()];
+                    activation_backward(Backend::Native, act, c, y, c, &mut dsmall[r]).unwrap();
+                }
+            });
+            assert!(bits(&big[3..]) == bits(&small), "{act:?} {isa:?} forward");
+            assert!(
+                bits(&dbig[1..]) == bits(&dsmall),
+                "{act:?} {isa:?} backward"
+            );
+        }
+    }
 }
 
 #[test]

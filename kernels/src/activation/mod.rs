@@ -1,7 +1,9 @@
 //! Elementwise activations (forward and backward) and softmax / log-softmax along the last
 //! axis, f32, memory-bound: one pass, SIMD (AVX2+FMA at run time, `wide`, scalar), rayon over
 //! 64K-element chunks only for slices of at least 256K elements (smaller work stays on the
-//! calling thread).
+//! calling thread), and non-temporal stores on AVX2 for outputs of 4M elements or more (too
+//! large to stay cached; the stores skip reading each output line first). Every element is
+//! computed alone, so results are bitwise identical for any thread count.
 //!
 //! ```
 //! use nnkern_kernels::{activation_backward, activation_forward, Activation, Backend};

@@ -2,7 +2,7 @@
 //! [`Vector`] so that one body serves all ISAs. Each is a small `Copy` struct implementing
 //! [`Unary`] (forward: `x -> y`) or [`Binary`] (backward: `(x or y, dy) -> dx`).
 
-use crate::simd::math::{erf, exp, expm1, log1p_unit, sigmoid, tanh};
+use crate::simd::math::{exp_nonpos, expm1, log1p_unit, normal_cdf, sigmoid, tanh};
 use crate::simd::Vector;
 
 /// An elementwise map `x -> y`.
@@ -27,9 +27,8 @@ fn finite_below<V: Vector<Elem = f32>>(x: V) -> V {
     x.at_least(s(-f32::MAX))
 }
 
-/// `1/sqrt(2)`, `1/sqrt(2 pi)`, `sqrt(2/pi)` and the cubic coefficient of the tanh GELU.
-const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+/// `ln sqrt(2 pi)`, `sqrt(2/pi)` and the cubic coefficient of the tanh GELU.
+const LN_SQRT_2PI: f32 = 0.918_938_5;
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044_715;
 
@@ -134,23 +133,17 @@ impl Binary for TanhBwd {
     }
 }
 
-/// `Phi(x) = (1 + erf(x / sqrt 2)) / 2`, the standard normal CDF.
-#[inline(always)]
-fn phi<V: Vector<Elem = f32>>(x: V) -> V {
-    erf(x.mul(s(FRAC_1_SQRT_2))).mul_add(s(0.5), s(0.5))
-}
-
 /// GELU, erf form: `x Phi(x)`.
 #[derive(Clone, Copy)]
 pub(crate) struct GeluFwd;
 impl Unary for GeluFwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
-        finite_below(x).mul(phi(x))
+        finite_below(x).mul(normal_cdf(x))
     }
 }
 
-/// GELU backward from the input: `dy (Phi(x) + x phi(x))`.
+/// GELU backward from the input: `dy (Phi(x) + x normal_cdf(x))`.
 #[derive(Clone, Copy)]
 pub(crate) struct GeluBwd;
 impl Binary for GeluBwd {
@@ -158,8 +151,9 @@ impl Binary for GeluBwd {
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
         // Beyond |x| = 20 the density term is 0 in f32; clamping avoids inf * 0.
         let xc = x.at_least(s(-20.0)).at_most(s(20.0));
-        let pdf = exp(xc.mul(xc).mul(s(-0.5))).mul(s(FRAC_1_SQRT_2PI));
-        dy.mul(xc.mul_add(pdf, phi(xc)))
+        // normal_cdf(x) = exp(-x^2/2 - ln sqrt(2 pi)): the constant folded into the exponent.
+        let pdf = exp_nonpos(xc.mul(xc).mul_add(s(-0.5), s(-LN_SQRT_2PI)));
+        dy.mul(xc.mul_add(pdf, normal_cdf(xc)))
     }
 }
 
@@ -229,7 +223,7 @@ pub(crate) struct SoftplusFwd;
 impl Unary for SoftplusFwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
-        let e = exp(V::zero().sub(x.abs()));
+        let e = exp_nonpos(V::zero().sub(x.abs()));
         x.at_least(V::zero()).add(log1p_unit(e))
     }
 }

@@ -9,13 +9,15 @@
 
 use super::driver::{PAR_CHUNK, PAR_MIN_LEN};
 use crate::error::{check_len, checked_mul, KernelError};
-use crate::simd::math::exp;
+use crate::simd::math::{exp, exp_nonpos};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use crate::Backend;
 use num_traits::Float;
 use rayon::prelude::*;
 
-/// The maximum of a row (NaN if any entry is NaN, `-inf` for an empty row).
+/// The maximum of a row (`-inf` for an empty row). A NaN entry may or may not show in the
+/// result: every caller goes on to compute `x - max` for each entry, which turns the NaN
+/// into NaN outputs anyway, so the cheap one-instruction max is used.
 #[inline(always)]
 pub(crate) fn row_max<V: Vector<Elem = f32>>(x: &[f32]) -> f32 {
     let l = V::LANES;
@@ -29,10 +31,10 @@ pub(crate) fn row_max<V: Vector<Elem = f32>>(x: &[f32]) -> f32 {
         unsafe {
             while i + 4 * l <= n {
                 let p = x.as_ptr().add(i);
-                a = a.max(V::load(p));
-                b = b.max(V::load(p.add(l)));
-                c = c.max(V::load(p.add(2 * l)));
-                d = d.max(V::load(p.add(3 * l)));
+                a = V::load(p).at_least(a);
+                b = V::load(p.add(l)).at_least(b);
+                c = V::load(p.add(2 * l)).at_least(c);
+                d = V::load(p.add(3 * l)).at_least(d);
                 i += 4 * l;
             }
         }
@@ -63,8 +65,8 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     unsafe {
         while i + 2 * l <= n {
             let p = x.as_ptr().add(i);
-            let e0 = exp(V::load(p).sub(vm));
-            let e1 = exp(V::load(p.add(l)).sub(vm));
+            let e0 = exp_nonpos(V::load(p).sub(vm));
+            let e1 = exp_nonpos(V::load(p.add(l)).sub(vm));
             if STORE {
                 e0.store(out.as_mut_ptr().add(i));
                 e1.store(out.as_mut_ptr().add(i + l));
@@ -74,7 +76,7 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
             i += 2 * l;
         }
         if i + l <= n {
-            let e0 = exp(V::load(x.as_ptr().add(i)).sub(vm));
+            let e0 = exp_nonpos(V::load(x.as_ptr().add(i)).sub(vm));
             if STORE {
                 e0.store(out.as_mut_ptr().add(i));
             }
@@ -84,7 +86,7 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     }
     let mut sum = s0.add(s1).reduce_sum();
     for j in i..n {
-        let e = exp::<f32>(x[j] - m);
+        let e = exp_nonpos::<f32>(x[j] - m);
         if STORE {
             out[j] = e;
         }

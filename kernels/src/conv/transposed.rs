@@ -78,11 +78,13 @@ impl ConvTranspose2dParams {
                 ));
             }
         }
+        // Sums of caller-given sizes are checked: huge paddings are an error, not a panic.
+        let add = |arg, a: usize, b: usize| a.checked_add(b).ok_or(KernelError::Overflow { arg });
         let oh = out_len(
             "h",
             h,
             stride.0,
-            padding.0 + padding.1,
+            add("padding", padding.0, padding.1)?,
             kernel.0,
             dilation.0,
         )?;
@@ -90,15 +92,15 @@ impl ConvTranspose2dParams {
             "w",
             w,
             stride.1,
-            padding.2 + padding.3,
+            add("padding", padding.2, padding.3)?,
             kernel.1,
             dilation.1,
         )?;
         let conv = Conv2dParams::builder(
             n,
             c_out,
-            oh + output_padding.0,
-            ow + output_padding.1,
+            add("output_padding_h", oh, output_padding.0)?,
+            add("output_padding_w", ow, output_padding.1)?,
             c_in,
             kernel.0,
             kernel.1,
