@@ -670,3 +670,30 @@ fn empty_batch_is_a_no_op() {
         }
     }
 }
+
+/// Shapes too large for the proptest: depthwise planes beyond the stencil's whole-plane
+/// scratch (per-row de-interleaving), and a convolution with several column tiles per image.
+#[test]
+fn large_planes_match_reference() {
+    let shapes = [
+        Conv2dParams::builder(1, 2, 70, 69, 2, 3, 3)
+            .stride(2, 2)
+            .pad(1, 1)
+            .groups(2),
+        Conv2dParams::builder(2, 3, 33, 40, 3, 3, 5)
+            .stride(1, 3)
+            .padding(2, 0, 1, 2)
+            .groups(3),
+        Conv2dParams::builder(2, 3, 40, 40, 5, 3, 3).pad(1, 1),
+    ];
+    for b in shapes {
+        let p = b.build().unwrap();
+        let c = case(&p, 5);
+        for backend in backends() {
+            for isa in Isa::ALL {
+                let got = with_isa(isa, || run_passes(backend, &p, &c));
+                check_against_reference(&p, &c, &got, &format!("{backend:?}/{isa:?} {p:?}"));
+            }
+        }
+    }
+}

@@ -176,13 +176,31 @@ impl<const Q: usize> SimdFn<f32> for Sweep<'_, Q> {
         let mut live = [Live::default(); MAX_TAPS];
         let mut scratch = [0.0f32; SCRATCH];
         let phase_len = g.in_w.div_ceil(g.sc);
+        let row_block = g.sc * phase_len;
+        // Column stride > 1: de-interleave input rows into their phases, so that vector loads
+        // are contiguous (a lane-by-lane gather stalls on store forwarding). The whole plane
+        // once when it fits the scratch, else each live tap's row per output row.
+        let whole_plane = g.sc > 1 && g.in_h * row_block <= SCRATCH;
+        if whole_plane {
+            for (ir, src) in self.inp.chunks_exact(g.in_w).enumerate() {
+                let dst = &mut scratch[ir * row_block..(ir + 1) * row_block];
+                for (c, &v) in src.iter().enumerate() {
+                    dst[(c % g.sc) * phase_len + c / g.sc] = v;
+                }
+            }
+        }
         for i in 0..out_h {
             let (mut n, mut jlo, mut jhi) = (0, 0, g.out_w);
             for (t, (&(dr, dc), &(lo, hi))) in self.taps.iter().zip(&cols).enumerate() {
                 let ir = (i * g.sr) as isize + dr;
                 if (0..in_h).contains(&ir) {
                     let base = ir as usize * g.in_w;
-                    let (vbase, vdc) = (base, dc);
+                    let (vbase, vdc) = if whole_plane {
+                        let ph = dc.rem_euclid(sc) as usize;
+                        (ir as usize * row_block + ph * phase_len, dc.div_euclid(sc))
+                    } else {
+                        (base, dc)
+                    };
                     live[n] = Live {
                         t,
                         base,
@@ -195,10 +213,8 @@ impl<const Q: usize> SimdFn<f32> for Sweep<'_, Q> {
                 }
             }
             let jhi = jhi.max(jlo);
-            // Column stride > 1: de-interleave each live tap's row to its phase, so that the
-            // vector loads are contiguous (a lane-by-lane gather stalls on store forwarding).
-            let deinterleave = g.sc > 1 && n * phase_len <= SCRATCH && jhi > jlo;
-            if deinterleave {
+            let per_row = g.sc > 1 && !whole_plane && n * phase_len <= SCRATCH && jhi > jlo;
+            if per_row {
                 for (k, lv) in live[..n].iter_mut().enumerate() {
                     let ph = lv.dc.rem_euclid(sc) as usize;
                     let src = &self.inp[lv.base..lv.base + g.in_w];
@@ -209,6 +225,7 @@ impl<const Q: usize> SimdFn<f32> for Sweep<'_, Q> {
                     (lv.vbase, lv.vdc) = (k * phase_len, lv.dc.div_euclid(sc));
                 }
             }
+            let deinterleave = whole_plane || per_row;
             let row = Row::<V, Q> {
                 live: &live[..n],
                 vinp: if deinterleave { &scratch[..] } else { self.inp },
