@@ -381,6 +381,9 @@ fn idx(dims: &[u32], data_len: usize) -> Vec<u8> {
     b
 }
 
+/// A damaged file: its name, its bytes, and the error it must give.
+type FileCase = (&'static str, Vec<u8>, fn(&DataError) -> bool);
+
 #[test]
 fn idx_and_mnist_table() {
     let mut t = Table(Vec::new());
@@ -388,7 +391,7 @@ fn idx_and_mnist_table() {
     let mut crc = good.clone();
     let at = crc.len() - 6;
     crc[at] ^= 1;
-    let files: Vec<(&str, Vec<u8>, fn(&DataError) -> bool)> = vec![
+    let files: Vec<FileCase> = vec![
         ("empty", vec![], is!(DataError::Format { .. })),
         ("not gzip", b"IDX!".to_vec(), is!(DataError::Format { .. })),
         (

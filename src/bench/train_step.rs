@@ -7,7 +7,7 @@
 
 use super::{field, random_vec, text, time_median, CaseResult, Config, Work};
 use crate::error::Result;
-use crate::layers::{Activation, Conv2d, Flatten, Linear, MaxPool2d};
+use crate::layers::{Activation, Linear};
 use crate::loss::SoftmaxCrossEntropy;
 use crate::optim::{Method, Optimizer, Sgd};
 use crate::rng::Rng;
@@ -75,17 +75,8 @@ pub fn build(description: &str, seed: u64) -> std::result::Result<TrainSetup, St
 /// The seed CNN: conv(1→32, 3×3) relu maxpool2 conv(32→64, 3×3) relu maxpool2 flatten
 /// dense(1600→128) relu dense(128→10), Adam lr = 1e-3, on 1×28×28 samples.
 pub fn seed_cnn(rng: &mut Rng) -> Result<TrainSetup> {
-    let model = Sequential::new()
-        .add(Conv2d::new(1, 32, 3, rng))
-        .add(Activation::relu())
-        .add(MaxPool2d::new(2))
-        .add(Conv2d::new(32, 64, 3, rng))
-        .add(Activation::relu())
-        .add(MaxPool2d::new(2))
-        .add(Flatten::new())
-        .add(Linear::new(1600, 128, rng))
-        .add(Activation::relu())
-        .add(Linear::new(128, 10, rng));
+    // The same network (and initialisation) as the MNIST job.
+    let model = crate::mnist::model::seed_cnn(rng)?;
     // Multiply-adds per sample: conv1 26·26·32·9, conv2 11·11·64·288, dense 1600·128 + 1280.
     let conv1 = 26.0 * 26.0 * 32.0 * 9.0;
     let rest = 11.0 * 11.0 * 64.0 * 288.0 + 1600.0 * 128.0 + 128.0 * 10.0;
