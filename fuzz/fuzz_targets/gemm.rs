@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use nnkern_fuzz::*;
 use nnkern_kernels::{gemm, gemm_reference, Gemm, GemmScalar, KernelError};
-use num_traits::{Float, ToPrimitive};
+use num_traits::Float;
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
             }
             b.extend((0..len).map(|i| i as u8));
             let got = parse_idx(path, &b, r);
-            assert_eq!(got.is_ok(), extra == 0, "{dims:?} +{extra}: {got:?}");
+            assert_eq!(got.is_ok(), len == count, "{dims:?} +{extra}: {got:?}");
             b
         }
     };

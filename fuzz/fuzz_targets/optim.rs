@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let gavg: Vec<f32> = s1
         .iter()
         .zip(&s0)
-        .map(|(a, b)| (a.signum() * b.abs() * 0.5))
+        .map(|(a, b)| a.signum() * b.abs() * 0.5)
         .collect();
     let kind = inp.byte() % 4;
     let mut lens = [n, n, n];

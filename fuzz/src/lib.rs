@@ -122,7 +122,7 @@ impl<'a> Input<'a> {
                 let b = if rest.is_empty() {
                     ((i + salt) * 37 % 251) as u8
                 } else {
-                    rest[(i + salt) % rest.len()].wrapping_add((i / rest.len()) as u8 * 29)
+                    rest[(i + salt) % rest.len()].wrapping_add(((i / rest.len()) as u8).wrapping_mul(29))
                 };
                 self.value_of(b)
             })

@@ -245,7 +245,11 @@ impl Optimizer {
     /// (nothing is updated then).
     pub fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.ensure_state(model)?;
-        let t = self.steps + 1;
+        // A step count restored from a checkpoint may be u64::MAX: an error, not an overflow.
+        let t = self
+            .steps
+            .checked_add(1)
+            .ok_or_else(|| Error::Invalid("optimizer step count would overflow u64".into()))?;
         let (method, lr, first) = (self.method, self.lr, self.steps == 0);
         let mut states = self.state.iter_mut();
         let mut result = Ok(());

@@ -34,12 +34,12 @@ pub(crate) mod ops;
 mod reference;
 pub(crate) mod softmax;
 
-pub use reference::{activation_backward_scalar, activation_forward_scalar, erf_reference};
-pub use softmax::{
-    log_softmax_backward, log_softmax_backward_reference, log_softmax_forward,
-    log_softmax_forward_reference, softmax_backward, softmax_backward_reference, softmax_forward,
+pub use reference::{
+    activation_backward_scalar, activation_forward_scalar, erf_reference,
+    log_softmax_backward_reference, log_softmax_forward_reference, softmax_backward_reference,
     softmax_forward_reference,
 };
+pub use softmax::{log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward};
 
 use crate::error::{check_len, KernelError};
 use crate::Backend;

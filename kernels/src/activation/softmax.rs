@@ -12,7 +12,6 @@ use crate::error::{check_len, checked_mul, KernelError};
 use crate::simd::math::{exp, exp_nonpos};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use crate::Backend;
-use num_traits::Float;
 use rayon::prelude::*;
 
 /// The maximum of a row (`-inf` for an empty row). A NaN entry may or may not show in the
@@ -279,7 +278,11 @@ impl RowKernel for LogSoftmaxBwd {
 }
 
 /// Validates a `[rows, cols]` call: every slice exactly `rows * cols` long.
-fn check(rows: usize, cols: usize, lens: &[(&'static str, usize)]) -> Result<usize, KernelError> {
+pub(super) fn check(
+    rows: usize,
+    cols: usize,
+    lens: &[(&'static str, usize)],
+) -> Result<usize, KernelError> {
     let n = checked_mul("rows * cols", rows, cols)?;
     for &(arg, len) in lens {
         check_len(arg, n, len)?;
@@ -301,7 +304,7 @@ macro_rules! row_api {
                 return Ok(());
             }
             match backend {
-                Backend::Reference => $refname(rows, cols, x, y),
+                Backend::Reference => super::reference::$refname(rows, cols, x, y),
                 _ => {
                     for_rows($kernel, cols, x, x, y);
                     Ok(())
@@ -324,7 +327,7 @@ macro_rules! row_api {
                 return Ok(());
             }
             match backend {
-                Backend::Reference => $refname(rows, cols, y, dy, dx),
+                Backend::Reference => super::reference::$refname(rows, cols, y, dy, dx),
                 _ => {
                     for_rows($kernel, cols, y, dy, dx);
                     Ok(())
@@ -350,105 +353,3 @@ row_api!(
     /// Log-softmax backward from the output: `dx = dy - exp(y) * sum_j dy_j` per row.
     log_softmax_backward, log_softmax_backward_reference, LogSoftmaxBwd, bwd
 );
-
-/// Reference softmax forward, any [`Float`].
-pub fn softmax_forward_reference<T: Float>(
-    rows: usize,
-    cols: usize,
-    x: &[T],
-    y: &mut [T],
-) -> Result<(), KernelError> {
-    check(rows, cols, &[("x", x.len()), ("y", y.len())])?;
-    for (x, y) in x
-        .chunks_exact(cols.max(1))
-        .zip(y.chunks_exact_mut(cols.max(1)))
-    {
-        let m = x.iter().fold(
-            T::neg_infinity(),
-            |a, &b| if b.is_nan() || b > a { b } else { a },
-        );
-        let s = x.iter().fold(T::zero(), |a, &b| a + (b - m).exp());
-        for (o, &i) in y.iter_mut().zip(x) {
-            *o = (i - m).exp() / s;
-        }
-    }
-    Ok(())
-}
-
-/// Reference log-softmax forward, any [`Float`].
-pub fn log_softmax_forward_reference<T: Float>(
-    rows: usize,
-    cols: usize,
-    x: &[T],
-    y: &mut [T],
-) -> Result<(), KernelError> {
-    check(rows, cols, &[("x", x.len()), ("y", y.len())])?;
-    for (x, y) in x
-        .chunks_exact(cols.max(1))
-        .zip(y.chunks_exact_mut(cols.max(1)))
-    {
-        let m = x.iter().fold(
-            T::neg_infinity(),
-            |a, &b| if b.is_nan() || b > a { b } else { a },
-        );
-        let ls = x.iter().fold(T::zero(), |a, &b| a + (b - m).exp()).ln();
-        for (o, &i) in y.iter_mut().zip(x) {
-            *o = (i - m) - ls;
-        }
-    }
-    Ok(())
-}
-
-/// Reference softmax backward, any [`Float`].
-pub fn softmax_backward_reference<T: Float>(
-    rows: usize,
-    cols: usize,
-    y: &[T],
-    dy: &[T],
-    dx: &mut [T],
-) -> Result<(), KernelError> {
-    check(
-        rows,
-        cols,
-        &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
-    )?;
-    let c = cols.max(1);
-    for ((y, dy), dx) in y
-        .chunks_exact(c)
-        .zip(dy.chunks_exact(c))
-        .zip(dx.chunks_exact_mut(c))
-    {
-        let d = y.iter().zip(dy).fold(T::zero(), |a, (&p, &g)| a + p * g);
-        for j in 0..y.len() {
-            dx[j] = y[j] * (dy[j] - d);
-        }
-    }
-    Ok(())
-}
-
-/// Reference log-softmax backward, any [`Float`].
-pub fn log_softmax_backward_reference<T: Float>(
-    rows: usize,
-    cols: usize,
-    y: &[T],
-    dy: &[T],
-    dx: &mut [T],
-) -> Result<(), KernelError> {
-    check(
-        rows,
-        cols,
-        &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
-    )?;
-    let c = cols.max(1);
-    for ((y, dy), dx) in y
-        .chunks_exact(c)
-        .zip(dy.chunks_exact(c))
-        .zip(dx.chunks_exact_mut(c))
-    {
-        let g = dy.iter().fold(T::zero(), |a, &b| a + b);
-        for j in 0..y.len() {
-            dx[j] = dy[j] - y[j].exp() * g;
-        }
-    }
-    Ok(())
-}

@@ -4,7 +4,7 @@
 //! NaN (NaN in, NaN out). The polynomial coefficients were fitted for this crate (Chebyshev
 //! fits in `mpmath`, linearized least-squares rational fits for `tanh` and `erf`). Maximum errors,
 //! measured against f64 `std` over a sweep of the whole f32 range on every ISA (see
-//! `kernels/tests/activation.rs`, which enforces them):
+//! `kernels/tests/simd_math.rs`, which enforces them):
 //!
 //! | function | max error (`e` = `f32::EPSILON * |exact|`) |
 //! |---|---|
