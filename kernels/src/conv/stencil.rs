@@ -184,8 +184,10 @@ impl<const Q: usize> SimdFn<f32> for Sweep<'_, Q> {
         if whole_plane {
             for (ir, src) in self.inp.chunks_exact(g.in_w).enumerate() {
                 let dst = &mut scratch[ir * row_block..(ir + 1) * row_block];
-                for (c, &v) in src.iter().enumerate() {
-                    dst[(c % g.sc) * phase_len + c / g.sc] = v;
+                for (ph, d) in dst.chunks_exact_mut(phase_len).enumerate() {
+                    for (d, &v) in d.iter_mut().zip(src.iter().skip(ph).step_by(g.sc)) {
+                        *d = v;
+                    }
                 }
             }
         }
