@@ -27,32 +27,32 @@ const PAR_MIN_FLOPS: usize = 1 << 21;
 const TASKS_PER_THREAD: usize = 4;
 
 thread_local! {
-    static PACK_A_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static PACK_B_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static PACK_A_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-    static PACK_B_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    static PACK_A_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    static PACK_B_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    static PACK_A_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+    static PACK_B_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The per-thread packing caches of an element type.
 trait PackCache: PackElem + Send + Sync + 'static {
-    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>>;
-    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>>;
+    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<Self>>>>;
+    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<Self>>>>;
 }
 
 impl PackCache for f32 {
-    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<f32>>> {
+    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<f32>>>> {
         &PACK_A_F32
     }
-    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<f32>>> {
+    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<f32>>>> {
         &PACK_B_F32
     }
 }
 
 impl PackCache for f64 {
-    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<f64>>> {
+    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<f64>>>> {
         &PACK_A_F64
     }
-    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<f64>>> {
+    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<f64>>>> {
         &PACK_B_F64
     }
 }
