@@ -272,7 +272,7 @@ macro_rules! gemm_kernel {
 gemm_kernel!(
     /// f32, 6 x 16 tile (12 ymm accumulators), AVX2+FMA.
     F32Gemm6x16Avx2Fma, f32, crate::simd::F32x8Avx2, mr = 6, nrv = 2,
-    mc = 144, kc = 256, nc = 4080, target_feature = "avx2,fma"
+    mc = 144, kc = 384, nc = 4080, target_feature = "avx2,fma"
 );
 #[cfg(target_arch = "x86_64")]
 gemm_kernel!(
