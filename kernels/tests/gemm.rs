@@ -324,9 +324,9 @@ fn bitwise_identical_across_thread_counts() {
 
 #[test]
 fn bad_input_gives_its_error() {
-    let a = vec![0.0f32; 12];
-    let b = vec![0.0f32; 12];
-    let mut c = vec![0.0f32; 16];
+    let a = [0.0f32; 12];
+    let b = [0.0f32; 12];
+    let mut c = [0.0f32; 16];
     let g = Gemm::<f32>::new(3, 3, 4);
     let cases: Vec<(Gemm<f32>, usize, usize, usize, KernelError)> = vec![
         (

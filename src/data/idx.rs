@@ -103,6 +103,13 @@ pub fn parse_idx(path: &Path, bytes: &[u8], expected_rank: usize) -> Result<IdxA
             ),
         ));
     }
+    if expected_rank > 0xff {
+        // The magic number holds the rank in one byte (this also keeps `4 * rank` in range).
+        return Err(DataError::format(
+            path,
+            format!("an IDX file has at most 255 dimensions, {expected_rank} were asked for"),
+        ));
+    }
     let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let expected_magic = ((IDX_TYPE_U8 as u32) << 8) | expected_rank as u32;
     if magic != expected_magic {

@@ -79,7 +79,8 @@ impl Layer for Linear {
         self.y.resize(&[n, self.outputs]);
         let y = self.y.data_mut();
         if let Some(b) = &self.bias {
-            for row in y.chunks_exact_mut(self.outputs) {
+            // `max(1)`: a layer with no outputs has an empty `y` (no rows to fill).
+            for row in y.chunks_exact_mut(self.outputs.max(1)) {
                 row.copy_from_slice(b.value.data());
             }
         }
@@ -107,7 +108,7 @@ impl Layer for Linear {
         if let Some(b) = &mut self.bias {
             let db = b.grad.data_mut();
             db.fill(0.0);
-            for row in dy.data().chunks_exact(self.outputs) {
+            for row in dy.data().chunks_exact(self.outputs.max(1)) {
                 for (d, &v) in db.iter_mut().zip(row) {
                     *d += v;
                 }

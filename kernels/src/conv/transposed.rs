@@ -8,6 +8,7 @@ use super::reference::bias_grad_reference;
 use super::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward, direct};
 use crate::error::{check_len, KernelError};
 use crate::Backend;
+use rayon::prelude::*;
 
 /// A validated transposed convolution: input `[n, c_in, h, w]`, weight
 /// `[c_in, c_out/groups, r, s]` (PyTorch's `ConvTranspose2d` layout), output
@@ -77,11 +78,13 @@ impl ConvTranspose2dParams {
                 ));
             }
         }
+        // Sums of caller-given sizes are checked: huge paddings are an error, not a panic.
+        let add = |arg, a: usize, b: usize| a.checked_add(b).ok_or(KernelError::Overflow { arg });
         let oh = out_len(
             "h",
             h,
             stride.0,
-            padding.0 + padding.1,
+            add("padding", padding.0, padding.1)?,
             kernel.0,
             dilation.0,
         )?;
@@ -89,15 +92,15 @@ impl ConvTranspose2dParams {
             "w",
             w,
             stride.1,
-            padding.2 + padding.3,
+            add("padding", padding.2, padding.3)?,
             kernel.1,
             dilation.1,
         )?;
         let conv = Conv2dParams::builder(
             n,
             c_out,
-            oh + output_padding.0,
-            ow + output_padding.1,
+            add("output_padding_h", oh, output_padding.0)?,
+            add("output_padding_w", ow, output_padding.1)?,
             c_in,
             kernel.0,
             kernel.1,
@@ -188,10 +191,13 @@ pub fn conv_transpose2d_forward(
     conv2d_backward_data(backend, &p.conv, x, w, y, ws)?;
     if let Some(b) = bias {
         let hw = p.conv.h * p.conv.w;
-        for (plane, yp) in y.chunks_exact_mut(hw).enumerate() {
-            let bv = b[plane % p.conv.c];
-            yp.iter_mut().for_each(|v| *v += bv);
-        }
+        y.par_chunks_mut(hw)
+            .enumerate()
+            .with_min_len(16)
+            .for_each(|(plane, yp)| {
+                let bv = b[plane % p.conv.c];
+                yp.iter_mut().for_each(|v| *v += bv);
+            });
     }
     Ok(())
 }

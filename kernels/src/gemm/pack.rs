@@ -234,8 +234,8 @@ mod avx2 {
 
     /// `out[p * r + i] = src[i * ld + p]` for `i < r`, `p < kc`, `r` in {6, 8, 16}: 8 x 8
     /// blocks transposed in registers (eight loads, 24 shuffles, eight stores per 64 values,
-    /// against 128 scalar moves). For `r = 6` two rows are loaded twice and masked out of the
-    /// stores.
+    /// against 128 scalar moves). For `r = 6` two rows are loaded twice and their lanes
+    /// overwritten by the next depth's store.
     ///
     /// # Safety
     /// AVX2 is available; `src` is valid for reads at `i * ld + p` (`i < r`, `p < kc`);
@@ -248,7 +248,6 @@ mod avx2 {
         kc: usize,
         out: *mut f32,
     ) {
-        let mask = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
         let full = kc / 8 * 8;
         for g in (0..r).step_by(8) {
             let rows = (r - g).min(8);
@@ -261,13 +260,20 @@ mod avx2 {
                 // SAFETY: p0 + 8 <= kc, rows < r: inside the caller's block.
                 let t = unsafe { transpose8(ptr.map(|p| _mm256_loadu_ps(p.add(p0)))) };
                 for (q, v) in t.iter().enumerate() {
-                    // SAFETY: (p0 + q) * r + g + rows <= kc * r.
+                    let p = p0 + q;
+                    // SAFETY: a full store writes (p * r + g)..+8, inside `out` when
+                    // rows == 8 or p + 1 < kc (then its two extra lanes land on depth p + 1,
+                    // which the next store overwrites, since depths are stored in order).
+                    // The last depth of a short group goes through a buffer instead of
+                    // `maskstore`, which is slow on AMD.
                     unsafe {
-                        let dst = out.add((p0 + q) * r + g);
-                        if rows == 8 {
+                        let dst = out.add(p * r + g);
+                        if rows == 8 || p + 1 < kc {
                             _mm256_storeu_ps(dst, *v);
                         } else {
-                            _mm256_maskstore_ps(dst, mask, *v);
+                            let mut buf = [0.0f32; 8];
+                            _mm256_storeu_ps(buf.as_mut_ptr(), *v);
+                            std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, rows);
                         }
                     }
                 }
