@@ -1,8 +1,9 @@
 //! Elementwise activations (forward and backward) and softmax / log-softmax along the last
 //! axis, f32, memory-bound: one pass, SIMD (AVX2+FMA at run time, `wide`, scalar), rayon over
 //! 64K-element chunks only for slices of at least 256K elements (smaller work stays on the
-//! calling thread), and non-temporal stores on AVX2 for outputs of 4M elements or more (too
-//! large to stay cached; the stores skip reading each output line first). Every element is
+//! calling thread), and non-temporal stores on AVX2 for the memory-bound maps (ReLU, leaky
+//! ReLU, the output-based backwards) with outputs of 4M elements or more (too large to stay
+//! cached; the stores skip reading each output line first). Every element is
 //! computed alone, so results are bitwise identical for any thread count.
 //!
 //! ```

@@ -7,11 +7,17 @@ use crate::simd::Vector;
 
 /// An elementwise map `x -> y`.
 pub(crate) trait Unary: Copy + Send + Sync {
+    /// A few instructions per element, so memory-bound on large slices: those get
+    /// non-temporal stores (see `driver`). Compute-bound maps keep ordinary stores, which
+    /// measured faster for them.
+    const CHEAP: bool = false;
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V;
 }
 
 /// An elementwise map `(a, dy) -> dx` where `a` is the saved input or output.
 pub(crate) trait Binary: Copy + Send + Sync {
+    /// As [`Unary::CHEAP`].
+    const CHEAP: bool = false;
     fn apply<V: Vector<Elem = f32>>(self, a: V, dy: V) -> V;
 }
 
@@ -36,6 +42,7 @@ const GELU_C: f32 = 0.044_715;
 #[derive(Clone, Copy)]
 pub(crate) struct ReluFwd;
 impl Unary for ReluFwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
         x.at_least(V::zero())
@@ -46,6 +53,7 @@ impl Unary for ReluFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct ReluBwd;
 impl Binary for ReluBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, y: V, dy: V) -> V {
         dy.and(V::zero().lt(y))
@@ -56,6 +64,7 @@ impl Binary for ReluBwd {
 #[derive(Clone, Copy)]
 pub(crate) struct LeakyFwd(pub(crate) f32);
 impl Unary for LeakyFwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
         V::select(V::zero().lt(x), x, x.mul(s(self.0)))
@@ -66,6 +75,7 @@ impl Unary for LeakyFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct LeakyBwd(pub(crate) f32);
 impl Binary for LeakyBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
         V::select(V::zero().lt(x), dy, dy.mul(s(self.0)))
@@ -87,6 +97,7 @@ impl Unary for EluFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct EluBwd(pub(crate) f32);
 impl Binary for EluBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, y: V, dy: V) -> V {
         V::select(V::zero().lt(y), dy, dy.mul(y.add(s(self.0))))
@@ -107,6 +118,7 @@ impl Unary for SigmoidFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct SigmoidBwd;
 impl Binary for SigmoidBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, y: V, dy: V) -> V {
         dy.mul(y.mul(s::<V>(1.0).sub(y)))
@@ -127,6 +139,7 @@ impl Unary for TanhFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct TanhBwd;
 impl Binary for TanhBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, y: V, dy: V) -> V {
         dy.mul(V::zero().sub(y).mul_add(y, s(1.0)))
