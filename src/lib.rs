@@ -11,9 +11,13 @@
 //!   Result<&Tensor>` (same `x` as the forward; writes parameter gradients, returns the input
 //!   gradient), `output()`, `input_grad()`, `set_training`, `visit_params[_mut]`,
 //!   `param_count`, `zero_grad`. Layers own and reuse their buffers.
-//! * [`layers`]: `Linear::new(in, out, &mut rng)`, `Conv2d`, `MaxPool2d`, `AvgPool2d`,
-//!   `GlobalAvgPool`, `Flatten::new()`, `Dropout::new(p, seed)`, `Activation::{relu,
-//!   leaky_relu, sigmoid, tanh, gelu}()`, `Softmax::new()`.
+//! * [`layers`]: `Linear::new(in, out, &mut rng)` / `with_init(in, out, bias, init, rng)`;
+//!   `Conv2d::new(in, out, k, &mut rng)` / `with_options(in, out, [kh, kw],
+//!   Conv2dOptions { stride, padding, dilation, groups, bias }, init, rng)`;
+//!   `MaxPool2d::new(k)` / `with_options(kernel, stride, padding)`, `AvgPool2d` likewise (plus
+//!   `count_include_pad`), `GlobalAvgPool::new()` (`[N, C, H, W]` → `[N, C]`),
+//!   `Flatten::new()`, `Dropout::new(p, seed)`, `Activation::{relu, leaky_relu, sigmoid, tanh,
+//!   gelu}()` or `Activation::new(ActKind::..)`, `Softmax::new()`.
 //! * [`Sequential`]: `Sequential::new().add(layer)...`, itself a `Layer`; `named_params()`
 //!   (`"0.weight"`), `summary(&[c, h, w])`, `train()`/`eval()`.
 //! * [`loss`]: `SoftmaxCrossEntropy::forward(&logits, &labels_u32) -> Result<f32>` then

@@ -2,8 +2,10 @@
 //! respect to the prediction (read it with `grad()` and feed it to the model's `backward`).
 //! The gradient buffer is reused across calls.
 
-use crate::error::{shape_err, Error, Result};
+use crate::error::{shape_err, Result};
 use crate::tensor::Tensor;
+use nnkern_kernels::loss::{bce_with_logits_loss, hinge_loss, mse_loss};
+use nnkern_kernels::{softmax_cross_entropy, Backend, Reduction, SoftmaxXent};
 
 /// Fused softmax + cross-entropy on logits `[N, C]` with integer labels in `0..C`:
 /// `loss = mean_i (logsumexp(x_i) − x_i[label_i])`, `grad = (softmax(x) − onehot) / N`
@@ -21,40 +23,19 @@ impl SoftmaxCrossEntropy {
     }
 
     /// The mean loss of `logits` against `labels` (one per row); writes the gradient.
+    /// Labels outside `0..C` or a label count other than `N` are errors.
     pub fn forward(&mut self, logits: &Tensor, labels: &[u32]) -> Result<f32> {
         let [n, c] = rows_cols("SoftmaxCrossEntropy logits", logits.shape())?;
-        if labels.len() != n {
-            return Err(Error::Invalid(format!(
-                "SoftmaxCrossEntropy: {} labels for a batch of {n}",
-                labels.len()
-            )));
-        }
-        if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= c) {
-            return Err(Error::Invalid(format!(
-                "SoftmaxCrossEntropy: label {l} of row {i} out of range 0..{c}"
-            )));
-        }
         self.grad.resize(logits.shape());
-        let scale = 1.0 / n.max(1) as f32;
-        let mut total = 0.0f64;
-        for ((x, g), &l) in logits
-            .data()
-            .chunks_exact(c)
-            .zip(self.grad.data_mut().chunks_exact_mut(c))
-            .zip(labels)
-        {
-            let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            let mut s = 0.0f32;
-            for (g, &x) in g.iter_mut().zip(x) {
-                *g = (x - m).exp();
-                s += *g;
-            }
-            let inv = scale / s;
-            g.iter_mut().for_each(|g| *g *= inv);
-            g[l as usize] -= scale;
-            total += (m + s.ln() - x[l as usize]) as f64;
-        }
-        Ok((total * scale as f64) as f32)
+        let p = SoftmaxXent::new(n, c);
+        let dlogits = Some(self.grad.data_mut());
+        Ok(softmax_cross_entropy(
+            Backend::Native,
+            &p,
+            logits.data(),
+            labels,
+            dlogits,
+        )?)
     }
 
     /// The gradient of the latest forward, shaped like the logits.
@@ -70,7 +51,23 @@ fn rows_cols(what: &str, shape: &[usize]) -> Result<[usize; 2]> {
     }
 }
 
-fn same_shape(what: &str, pred: &Tensor, target: &Tensor) -> Result<()> {
+/// The signature shared by the element-wise loss kernels.
+type PointwiseKernel = fn(
+    Backend,
+    &[f32],
+    &[f32],
+    Reduction,
+    Option<&mut [f32]>,
+) -> std::result::Result<f32, nnkern_kernels::KernelError>;
+
+/// Checks shapes, sizes the gradient and runs an element-wise loss kernel (mean reduction).
+fn pointwise(
+    what: &str,
+    kernel: PointwiseKernel,
+    pred: &Tensor,
+    target: &Tensor,
+    grad: &mut Tensor,
+) -> Result<f32> {
     if pred.shape() != target.shape() {
         return Err(shape_err(
             what,
@@ -78,120 +75,64 @@ fn same_shape(what: &str, pred: &Tensor, target: &Tensor) -> Result<()> {
             target.shape(),
         ));
     }
-    Ok(())
+    grad.resize(pred.shape());
+    let g = Some(grad.data_mut());
+    Ok(kernel(
+        Backend::Native,
+        pred.data(),
+        target.data(),
+        Reduction::Mean,
+        g,
+    )?)
 }
 
-/// Mean squared error over all elements: `mean((p − t)²)`, gradient `2(p − t)/len`.
-#[derive(Clone, Debug, Default)]
-pub struct MseLoss {
-    grad: Tensor,
-}
-
-impl MseLoss {
-    /// A loss with an empty gradient buffer.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The mean loss; writes the gradient.
-    pub fn forward(&mut self, pred: &Tensor, target: &Tensor) -> Result<f32> {
-        same_shape("MseLoss target", pred, target)?;
-        self.grad.resize(pred.shape());
-        let scale = 1.0 / pred.len().max(1) as f32;
-        let mut total = 0.0f64;
-        for ((g, &p), &t) in self
-            .grad
-            .data_mut()
-            .iter_mut()
-            .zip(pred.data())
-            .zip(target.data())
-        {
-            let d = p - t;
-            total += (d * d) as f64;
-            *g = 2.0 * d * scale;
+macro_rules! pointwise_loss {
+    ($(#[$doc:meta])* $name:ident, $kernel:path, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default)]
+        pub struct $name {
+            grad: Tensor,
         }
-        Ok((total * scale as f64) as f32)
-    }
 
-    /// The gradient of the latest forward.
-    pub fn grad(&self) -> &Tensor {
-        &self.grad
-    }
-}
+        impl $name {
+            /// A loss with an empty gradient buffer.
+            pub fn new() -> Self {
+                Self::default()
+            }
 
-/// Binary cross-entropy on logits (PyTorch's `BCEWithLogitsLoss`, mean over all elements):
-/// `max(x, 0) − x·t + ln(1 + e^−|x|)`, gradient `(σ(x) − t)/len`. Targets in `[0, 1]`.
-#[derive(Clone, Debug, Default)]
-pub struct BceWithLogitsLoss {
-    grad: Tensor,
-}
+            /// The mean loss of `pred` against `target` (same shape); writes the gradient.
+            pub fn forward(&mut self, pred: &Tensor, target: &Tensor) -> Result<f32> {
+                pointwise($what, $kernel, pred, target, &mut self.grad)
+            }
 
-impl BceWithLogitsLoss {
-    /// A loss with an empty gradient buffer.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The mean loss; writes the gradient.
-    pub fn forward(&mut self, logits: &Tensor, target: &Tensor) -> Result<f32> {
-        same_shape("BceWithLogitsLoss target", logits, target)?;
-        self.grad.resize(logits.shape());
-        let scale = 1.0 / logits.len().max(1) as f32;
-        let mut total = 0.0f64;
-        for ((g, &x), &t) in self
-            .grad
-            .data_mut()
-            .iter_mut()
-            .zip(logits.data())
-            .zip(target.data())
-        {
-            total += (x.max(0.0) - x * t + (-x.abs()).exp().ln_1p()) as f64;
-            *g = (1.0 / (1.0 + (-x).exp()) - t) * scale;
+            /// The gradient of the latest forward, shaped like the prediction.
+            pub fn grad(&self) -> &Tensor {
+                &self.grad
+            }
         }
-        Ok((total * scale as f64) as f32)
-    }
-
-    /// The gradient of the latest forward.
-    pub fn grad(&self) -> &Tensor {
-        &self.grad
-    }
+    };
 }
 
-/// Binary hinge loss with targets ±1: `mean(max(0, 1 − t·x))`, gradient `−t/len` where the
-/// margin is violated (`t·x < 1`), else 0.
-#[derive(Clone, Debug, Default)]
-pub struct HingeLoss {
-    grad: Tensor,
-}
+pointwise_loss!(
+    /// Mean squared error over all elements: `mean((p − t)²)`, gradient `2(p − t)/len`.
+    /// NaN in either input propagates.
+    MseLoss,
+    mse_loss,
+    "MseLoss target"
+);
 
-impl HingeLoss {
-    /// A loss with an empty gradient buffer.
-    pub fn new() -> Self {
-        Self::default()
-    }
+pointwise_loss!(
+    /// Binary cross-entropy on logits (PyTorch's `BCEWithLogitsLoss`, mean over all elements):
+    /// `max(x, 0) − x·t + ln(1 + e^−|x|)`, gradient `(σ(x) − t)/len`; stable for any logit.
+    BceWithLogitsLoss,
+    bce_with_logits_loss,
+    "BceWithLogitsLoss target"
+);
 
-    /// The mean loss; writes the gradient.
-    pub fn forward(&mut self, pred: &Tensor, target: &Tensor) -> Result<f32> {
-        same_shape("HingeLoss target", pred, target)?;
-        self.grad.resize(pred.shape());
-        let scale = 1.0 / pred.len().max(1) as f32;
-        let mut total = 0.0f64;
-        for ((g, &x), &t) in self
-            .grad
-            .data_mut()
-            .iter_mut()
-            .zip(pred.data())
-            .zip(target.data())
-        {
-            let margin = 1.0 - t * x;
-            total += margin.max(0.0) as f64;
-            *g = if margin > 0.0 { -t * scale } else { 0.0 };
-        }
-        Ok((total * scale as f64) as f32)
-    }
-
-    /// The gradient of the latest forward.
-    pub fn grad(&self) -> &Tensor {
-        &self.grad
-    }
-}
+pointwise_loss!(
+    /// Binary hinge loss: `mean(max(0, 1 − y·x))` with labels `y = ±1` (or `0` for −1),
+    /// gradient `−y/len` inside the margin, 0 outside and at the kink. Other labels are errors.
+    HingeLoss,
+    hinge_loss,
+    "HingeLoss target"
+);

@@ -381,7 +381,7 @@ fn idx(dims: &[u32], data_len: usize) -> Vec<u8> {
     b
 }
 
-/// A file's name, its bytes and the error it must give.
+/// A damaged file: its name, its bytes, and the error it must give.
 type FileCase = (&'static str, Vec<u8>, fn(&DataError) -> bool);
 
 #[test]

@@ -157,3 +157,36 @@ fn corrupted_truncated_and_mismatched_files_are_refused() {
     // Missing file.
     assert_refused(&tmp("missing.safetensors"), "missing.safetensors");
 }
+
+/// The reference safetensors implementation (the Rust crate behind Python's `safetensors`)
+/// reads the file: names, dtypes, shapes and values.
+#[test]
+fn reference_safetensors_reader_accepts_the_file() {
+    let mut model = mlp(3, 6);
+    let mut opt = Optimizer::adam(1e-2);
+    train(&mut model, &mut opt, 1);
+    let path = tmp("interop.safetensors");
+    save(&path, &model, Some(&opt)).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert_eq!(meta["nnkern.optimizer"], "adam");
+    assert_eq!(meta["nnkern.steps"], "1");
+    for (name, p) in model.named_params() {
+        let t = st.tensor(&name).unwrap();
+        assert_eq!(t.dtype(), safetensors::Dtype::F32);
+        assert_eq!(t.shape(), p.value.shape());
+        let vals: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(vals, p.value.data());
+        for slot in ["exp_avg", "exp_avg_sq"] {
+            let s = st.tensor(&format!("optim.{name}.{slot}")).unwrap();
+            assert_eq!(s.shape(), p.value.shape());
+        }
+    }
+    assert_eq!(st.len(), 4 * 3);
+}

@@ -175,3 +175,200 @@ fn shape_errors_are_reported() {
     assert!(err.contains("Linear input"), "{err}");
     assert!(Sequential::new().forward(&Tensor::zeros(&[1])).is_err());
 }
+
+/// A residual block written by hand from the same parts: `y = x + f(x)`. Shows that layers
+/// compose beyond `Sequential` (the backward adds the skip path's gradient).
+struct Residual {
+    inner: Sequential,
+    y: Tensor,
+    dx: Tensor,
+}
+
+impl Layer for Residual {
+    fn kind(&self) -> &'static str {
+        "Residual"
+    }
+    fn output_shape(&self, input: &[usize]) -> nnkern::Result<Vec<usize>> {
+        self.inner.output_shape(input)
+    }
+    fn forward(&mut self, x: &Tensor) -> nnkern::Result<&Tensor> {
+        let f = self.inner.forward(x)?;
+        self.y.resize(f.shape());
+        for ((y, &a), &b) in self.y.data_mut().iter_mut().zip(f.data()).zip(x.data()) {
+            *y = a + b;
+        }
+        Ok(&self.y)
+    }
+    fn backward(&mut self, x: &Tensor, dy: &Tensor) -> nnkern::Result<&Tensor> {
+        let df = self.inner.backward(x, dy)?;
+        self.dx.resize(x.shape());
+        for ((d, &a), &b) in self.dx.data_mut().iter_mut().zip(df.data()).zip(dy.data()) {
+            *d = a + b;
+        }
+        Ok(&self.dx)
+    }
+    fn output(&self) -> &Tensor {
+        &self.y
+    }
+    fn input_grad(&self) -> &Tensor {
+        &self.dx
+    }
+    fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a nnkern::Param)) {
+        self.inner.visit_params(f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut nnkern::Param)) {
+        self.inner.visit_params_mut(f)
+    }
+    fn visit_named_params<'a>(
+        &'a self,
+        prefix: &str,
+        f: &mut dyn FnMut(String, &'a nnkern::Param),
+    ) {
+        self.inner.visit_named_params(prefix, f)
+    }
+}
+
+#[test]
+fn hand_written_residual_block_composes() {
+    let mut rng = Rng::new(31);
+    let mut inner = Sequential::new()
+        .add(Linear::new(4, 4, &mut rng))
+        .add(Activation::tanh());
+    inner.set_input_grad(true);
+    let block = Residual {
+        inner,
+        y: Tensor::default(),
+        dx: Tensor::default(),
+    };
+    let mut model = Sequential::new()
+        .add(block)
+        .add(Linear::new(4, 2, &mut rng));
+    model.set_input_grad(true);
+    assert_eq!(model.param_count(), 4 * 4 + 4 + 4 * 2 + 2);
+    let names: Vec<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]);
+    check_layer(
+        "Residual MLP",
+        &mut model,
+        &rand_tensor(&[3, 4], 32, 0.0),
+        1e-2,
+        12,
+    );
+}
+
+#[test]
+fn conv2d_with_every_option() {
+    use nnkern::init::Init;
+    use nnkern::layers::{Conv2d, Conv2dOptions};
+    let mut rng = Rng::new(41);
+    let x = rand_tensor(&[2, 4, 7, 6], 42, 0.0);
+    let cases = [
+        Conv2dOptions::default(),
+        Conv2dOptions {
+            stride: [2, 1],
+            padding: [1, 2],
+            ..Default::default()
+        },
+        Conv2dOptions {
+            dilation: [2, 2],
+            padding: [1, 1],
+            bias: false,
+            ..Default::default()
+        },
+        Conv2dOptions {
+            groups: 2,
+            stride: [2, 2],
+            padding: [1, 0],
+            ..Default::default()
+        },
+    ];
+    for opts in cases {
+        let mut c =
+            Conv2d::with_options(4, 6, [3, 2], opts, Init::KaimingUniform, &mut rng).unwrap();
+        let want = c.output_shape(x.shape()).unwrap();
+        assert_eq!(c.forward(&x).unwrap().shape(), &want[..]);
+        check_layer(&format!("Conv2d {opts:?}"), &mut c, &x, 1e-2, 16);
+    }
+    assert!(Conv2d::with_options(
+        4,
+        6,
+        [3, 3],
+        Conv2dOptions {
+            groups: 4,
+            ..Default::default()
+        },
+        Init::Zeros,
+        &mut rng
+    )
+    .is_err());
+    let mut c = Conv2d::new(3, 2, 3, &mut rng);
+    assert!(c.forward(&x).is_err(), "channel mismatch is an error");
+}
+
+#[test]
+fn pooling_layers() {
+    use nnkern::layers::{AvgPool2d, GlobalAvgPool, MaxPool2d};
+    // Distinct values at least 0.05 apart, so no window has a near-tie the step could flip.
+    let mut x = Tensor::zeros(&[2, 3, 6, 5]);
+    let n = x.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    Rng::new(51).shuffle(&mut order);
+    for (i, v) in x.data_mut().iter_mut().enumerate() {
+        *v = order[i] as f32 * 0.05 - 4.0;
+    }
+    check_layer("MaxPool2d(2)", &mut MaxPool2d::new(2), &x, 1e-2, 24);
+    check_layer(
+        "MaxPool2d(3, s2, p1)",
+        &mut MaxPool2d::with_options([3, 3], [2, 2], [1, 1]),
+        &x,
+        1e-2,
+        24,
+    );
+    check_layer("AvgPool2d(2)", &mut AvgPool2d::new(2), &x, 1e-2, 24);
+    check_layer(
+        "AvgPool2d(3, s2, p1)",
+        &mut AvgPool2d::with_options([3, 3], [2, 2], [1, 1], false),
+        &x,
+        1e-2,
+        24,
+    );
+    let mut g = GlobalAvgPool::new();
+    assert_eq!(g.forward(&x).unwrap().shape(), &[2, 3]);
+    check_layer("GlobalAvgPool", &mut g, &x, 1e-2, 24);
+}
+
+#[test]
+fn small_cnn_model_gradients() {
+    use nnkern::layers::{AvgPool2d, Conv2d, Conv2dOptions, MaxPool2d};
+    let mut rng = Rng::new(61);
+    let pad = Conv2dOptions {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let init = nnkern::init::Init::KaimingNormal;
+    let mut model = Sequential::new()
+        .add(Conv2d::with_options(2, 4, [3, 3], pad, init, &mut rng).unwrap())
+        .add(Activation::tanh())
+        .add(MaxPool2d::new(2))
+        .add(Conv2d::new(4, 5, 2, &mut rng))
+        .add(Activation::gelu())
+        .add(AvgPool2d::new(2))
+        .add(Flatten::new())
+        .add(Linear::new(5, 3, &mut rng));
+    model.set_input_grad(true);
+    let x = rand_tensor(&[2, 2, 8, 8], 62, 0.0);
+    assert_eq!(model.output_shape(x.shape()).unwrap(), [2, 3]);
+    check_layer("small CNN", &mut model, &x, 1e-2, 10);
+    let table = model.summary(&[2, 8, 8]).unwrap();
+    assert!(
+        table.contains("0 (Conv2d)") && table.contains("(None, 4, 8, 8)"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "Total params: {}",
+            2 * 4 * 9 + 4 + 4 * 5 * 4 + 5 + 5 * 3 + 3
+        )),
+        "{table}"
+    );
+}

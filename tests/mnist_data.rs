@@ -110,8 +110,10 @@ fn small_valid_files_load_exactly() {
 
 #[test]
 fn missing_directory_says_where_it_looked_and_how_to_get_the_data() {
-    let dir = temp_dir("nodir").join("not-there");
+    let parent = temp_dir("nodir");
+    let dir = parent.join("not-there");
     let err = Mnist::load(&dir).unwrap_err();
+    let _ = std::fs::remove_dir_all(&parent);
     let msg = err.to_string();
     assert!(matches!(err, DataError::MissingDir { .. }), "{msg}");
     assert!(msg.contains(&dir.display().to_string()), "{msg}");

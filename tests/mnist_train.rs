@@ -52,11 +52,15 @@ fn param_bits(t: &Trainer) -> Vec<u32> {
 
 #[test]
 fn seed_cnn_reaches_90_percent_after_one_epoch_on_2000_images() {
+    // 2,000 images make 250 Adam steps at batch 8. With lr 2e-3 the first 1,000 test images
+    // (harder than the average: the full test set scores higher) reached 91.3, 92.6, 92.7 and
+    // 92.9% for seeds 1, 2, 3 and 7; batch 64 (31 steps) stays near 80%.
     let data = mnist();
     let cfg = TrainConfig {
         epochs: 1,
-        batch: 16,
-        seed: 7,
+        batch: 8,
+        lr: 2e-3,
+        seed: 2,
         ..TrainConfig::default()
     };
     let mut t = train_once(ModelKind::Cnn, &data.train.take(2000), &cfg, 2);

@@ -69,3 +69,32 @@ fn linear_regression_recovers_known_weights() {
     }
     assert!((b - b_true).abs() < 1e-4, "bias {b}");
 }
+
+/// Two training steps of the seed CNN give bitwise identical parameters in pools of 1, 2 and
+/// 3 threads (every kernel fixes its reduction order).
+#[test]
+fn cnn_training_is_bitwise_identical_for_any_thread_count() {
+    use nnkern::bench::train_step::{batch, seed_cnn, step};
+    use nnkern::loss::SoftmaxCrossEntropy;
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut s = seed_cnn(&mut Rng::new(4)).unwrap();
+            let (x, labels) = batch(&s, 6);
+            let mut loss = SoftmaxCrossEntropy::new();
+            for _ in 0..2 {
+                step(&mut s, &mut loss, &x, &labels).unwrap();
+            }
+            let mut bits = Vec::new();
+            s.model
+                .visit_params(&mut |p| bits.extend(p.value.data().iter().map(|v| v.to_bits())));
+            bits
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+}

@@ -18,6 +18,9 @@ struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
+/// The counter is process-wide: the tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 // SAFETY: forwards to the system allocator, only counting calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -54,6 +57,7 @@ fn step(
 
 #[test]
 fn mlp_training_step_allocates_nothing_after_the_first() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -96,4 +100,28 @@ fn mlp_steps() {
         &labels,
     );
     assert!(ALLOCS.load(Ordering::SeqCst) > before);
+}
+
+#[test]
+fn seed_cnn_training_step_allocates_nothing_after_the_first() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut s = nnkern::bench::train_step::seed_cnn(&mut Rng::new(2)).unwrap();
+        let (x, labels) = nnkern::bench::train_step::batch(&s, 8);
+        let mut loss = SoftmaxCrossEntropy::new();
+        step(&mut s.model, &mut loss, &mut s.opt, &x, &labels);
+        let before = ALLOCS.load(Ordering::SeqCst);
+        for _ in 0..2 {
+            step(&mut s.model, &mut loss, &mut s.opt, &x, &labels);
+        }
+        assert_eq!(
+            ALLOCS.load(Ordering::SeqCst) - before,
+            0,
+            "allocations in CNN steps 2-3"
+        );
+    });
 }

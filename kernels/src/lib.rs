@@ -72,9 +72,6 @@ impl Backend {
 
     /// Whether this build can run the backend (`OpenBlas` needs the `openblas` feature).
     pub fn available(self) -> bool {
-        match self {
-            Backend::OpenBlas => cfg!(feature = "openblas"),
-            _ => true,
-        }
+        self != Backend::OpenBlas || cfg!(feature = "openblas")
     }
 }

@@ -22,7 +22,7 @@
 //!   the result of one path is bitwise identical for any number of threads.
 //!
 //! ## By op family
-//! * **GEMM** ([`crate::gemm`](mod@crate::gemm)): BLAS semantics. `beta == 0` overwrites C without reading it,
+//! * **GEMM** ([`crate::gemm()`]): BLAS semantics. `beta == 0` overwrites C without reading it,
 //!   so NaN or garbage in C does not survive. `alpha == 0` (or `k == 0`) does not read A or B,
 //!   so NaN there does not reach C: C becomes `beta * C`. A NaN or infinity in A or B reaches
 //!   exactly the elements of C whose dot product reads it (NaN, or `inf`, or NaN from
@@ -30,12 +30,7 @@
 //!   of `ldc`) are never written.
 //! * **Convolution** ([`crate::conv`]): NaN and infinities propagate to exactly the outputs
 //!   whose window (or, for the backward passes, whose adjoint window) reaches them; zero
-//!   padding contributes exact zeros, so a NaN or infinite **input** never leaks into outputs
-//!   through padding. One difference between paths: an infinite or NaN **weight** (or, in
-//!   backward-weight, output gradient) meets the padding's zeros in the native im2col GEMM,
-//!   and `0 * inf = NaN` makes every output whose window overlaps padding NaN there, while
-//!   the reference skips padded taps (finite result). Outputs whose window lies inside the
-//!   input agree. The bias is added after the sum.
+//!   padding contributes exact zeros, never NaN. The bias is added after the sum.
 //! * **Max pooling** ([`crate::pool`]): padding is ignored; a cell replaces the current maximum
 //!   when it is greater or NaN, so ties go to the first cell in row-major window order, a
 //!   window holding NaN gives NaN with the argmax of its **last** NaN (PyTorch's CPU rule), and

@@ -8,7 +8,7 @@ use nnkern_kernels::{gemm, gemm_reference, Backend, Gemm, GemmScalar, KernelErro
 use proptest::prelude::*;
 
 /// Dimensions that hit edges: 0, 1, primes, the micro-tile (6 x 16, 4 x 8, 4 x 4) and block
-/// (MC = 144 / 72 / 64 / 128, KC = 256) edges, plus random sizes.
+/// (MC = 144 / 72 / 64 / 128, KC = 256 / 384) edges, plus random sizes.
 fn dim() -> impl Strategy<Value = usize> {
     prop_oneof![
         3 => prop::sample::select(vec![0usize, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 15, 16, 17, 31, 32, 33]),
@@ -20,7 +20,7 @@ fn dim() -> impl Strategy<Value = usize> {
 fn depth() -> impl Strategy<Value = usize> {
     prop_oneof![
         3 => prop::sample::select(vec![0usize, 1, 2, 3, 7, 16, 17]),
-        1 => prop::sample::select(vec![255usize, 256, 257, 300]),
+        1 => prop::sample::select(vec![255usize, 256, 257, 300, 383, 384, 385, 769]),
         2 => 1usize..130,
     ]
 }
@@ -324,9 +324,9 @@ fn bitwise_identical_across_thread_counts() {
 
 #[test]
 fn bad_input_gives_its_error() {
-    let a = vec![0.0f32; 12];
-    let b = vec![0.0f32; 12];
-    let mut c = vec![0.0f32; 16];
+    let a = [0.0f32; 12];
+    let b = [0.0f32; 12];
+    let mut c = [0.0f32; 16];
     let g = Gemm::<f32>::new(3, 3, 4);
     let cases: Vec<(Gemm<f32>, usize, usize, usize, KernelError)> = vec![
         (

@@ -20,6 +20,13 @@ fn env_var_forces_the_path_and_with_isa_overrides_it() {
     }
     // The forced path computes correctly.
     let mut c = [0.0f32; 4];
-    gemm(Backend::Native, &Gemm::new(2, 2, 1), &[1.0, 2.0], &[3.0, 4.0], &mut c).unwrap();
+    gemm(
+        Backend::Native,
+        &Gemm::new(2, 2, 1),
+        &[1.0, 2.0],
+        &[3.0, 4.0],
+        &mut c,
+    )
+    .unwrap();
     assert_eq!(c, [3.0, 4.0, 6.0, 8.0]);
 }

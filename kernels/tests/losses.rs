@@ -2,6 +2,7 @@
 //! independent textbook formulas, finite differences, special values, determinism and errors.
 
 use nnkern_kernels::loss::*;
+use nnkern_kernels::simd::{with_isa, Isa};
 use nnkern_kernels::{Backend, KernelError};
 use proptest::prelude::*;
 
@@ -57,7 +58,14 @@ fn term_bounds(kind: &str, x: f64, y: f64) -> (f64, f64) {
     }
 }
 
+/// [`check_on`] for every ISA.
 fn check(kind: &str, native: Native, reference: Reference, x: &[f32], y: &[f32]) {
+    for isa in Isa::ALL {
+        with_isa(isa, || check_on(kind, native, reference, x, y));
+    }
+}
+
+fn check_on(kind: &str, native: Native, reference: Reference, x: &[f32], y: &[f32]) {
     for reduction in [Reduction::Mean, Reduction::Sum] {
         let n = x.len();
         let mut g_ref = vec![0.0f64; n];
@@ -195,6 +203,28 @@ fn bce_is_stable_for_huge_and_infinite_logits() {
     let inf = f32::INFINITY;
     let x = [1e4, 1e4, -1e4, -1e4, 100.0, inf, inf, -inf, -inf];
     let y = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
+    // Whole vectors of each case too (the vector path), on every ISA.
+    for isa in Isa::ALL {
+        for i in 0..9 {
+            let (xs, ys) = ([x[i]; 16], [y[i]; 16]);
+            let mut g = [0.0f32; 16];
+            let l = with_isa(isa, || {
+                bce_with_logits_loss(Backend::Native, &xs, &ys, Reduction::Sum, Some(&mut g))
+            })
+            .unwrap();
+            let mut g1 = [0.0f32];
+            let l1 =
+                bce_with_logits_loss_reference(&xs[..1], &ys[..1], Reduction::Sum, Some(&mut g1))
+                    .unwrap();
+            assert_eq!(
+                (l, g),
+                (16.0 * l1, [g1[0]; 16]),
+                "{isa:?} x={} y={}",
+                x[i],
+                y[i]
+            );
+        }
+    }
     let mut g = [0.0f32; 9];
     let l = bce_with_logits_loss(
         Backend::Native,
@@ -237,6 +267,18 @@ fn nan_and_inf_propagate() {
         .unwrap();
         assert!(l.is_nan() && g[1].is_nan(), "{name}: {l} {g:?}");
         assert!(!g[0].is_nan() && !g[2].is_nan(), "{name}: {g:?}");
+        // Full vectors, every ISA.
+        for isa in Isa::ALL {
+            let mut x = [0.5f32; 16];
+            x[5] = nan;
+            let mut g = [0.0f32; 16];
+            let l = with_isa(isa, || {
+                native(Backend::Native, &x, &[y; 16], Reduction::Sum, Some(&mut g))
+            })
+            .unwrap();
+            assert!(l.is_nan() && g[5].is_nan(), "{name} {isa:?}: {l} {g:?}");
+            assert_eq!(g.iter().filter(|v| v.is_nan()).count(), 1, "{name} {isa:?}");
+        }
     }
     let mut g = [0.0f32; 2];
     let l = mse_loss(

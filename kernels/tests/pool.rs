@@ -59,6 +59,21 @@ fn params() -> impl Strategy<Value = Pool2dParams> {
         )
 }
 
+/// Wide rows (at least 8 outputs for strides 1 and 2): the blocked paths.
+fn params_wide() -> impl Strategy<Value = Pool2dParams> {
+    (
+        (1usize..=2, 1usize..=2, 1usize..=6, 15usize..=40),
+        (1usize..=4, 1usize..=5, 1usize..=3, 1usize..=2),
+        (0usize..=2, 0usize..=2),
+    )
+        .prop_filter_map(
+            "valid pooling",
+            |((n, c, h, w), (kh, kw, sh, sw), (ph, pw))| {
+                Pool2dParams::new([n, c, h, w], [kh, kw], [sh, sw], [ph, pw]).ok()
+            },
+        )
+}
+
 /// The 2x2 stride-2 fast path, odd sizes included.
 fn params_2x2() -> impl Strategy<Value = Pool2dParams> {
     (1usize..=2, 1usize..=3, 2usize..=13, 2usize..=13)
@@ -121,6 +136,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
     #[test]
     fn native_matches_reference(p in params(), seed in any::<u64>(), ties in any::<bool>()) {
+        check_all(&p, seed, ties);
+    }
+
+    #[test]
+    fn wide_rows_match_reference(p in params_wide(), seed in any::<u64>(), ties in any::<bool>()) {
         check_all(&p, seed, ties);
     }
 
@@ -255,6 +275,61 @@ fn max_pool_special_values() {
 }
 
 #[test]
+fn rows_wider_than_the_stack_buffers() {
+    // Padded rows over 1024 (average: direct loops) and padded planes over 8192 floats (max:
+    // general loop).
+    for (k, s, pad) in [
+        ([2, 3], [1, 2], [1, 1]),
+        ([3, 3], [2, 1], [1, 1]),
+        ([2, 2], [2, 2], [0, 0]),
+    ] {
+        let p = Pool2dParams::new([1, 2, 8, 1100], k, s, pad).unwrap();
+        check_all(&p, 9, true);
+    }
+}
+
+#[test]
+fn special_values_match_reference_on_every_path() {
+    let shapes = [
+        ([2, 3, 6, 20], [2, 2], [2, 2], [0, 0]), // 2x2 fast path
+        ([2, 3, 7, 21], [3, 3], [2, 2], [1, 1]), // blocked, stride 2, padded
+        ([1, 2, 5, 12], [3, 2], [1, 1], [1, 1]), // blocked, stride 1
+        ([1, 2, 5, 12], [2, 3], [2, 3], [1, 1]), // general
+    ];
+    for (shape, k, s, pad) in shapes {
+        let p = Pool2dParams::new(shape, k, s, pad).unwrap();
+        let mut x = data(p.input_len(), 3, true);
+        for (i, v) in x.iter_mut().enumerate() {
+            match (i % 7, i % 5, i % 11) {
+                (0, _, _) => *v = f32::NAN,
+                (_, 0, _) => *v = f32::NEG_INFINITY,
+                (_, _, 0) => *v = f32::INFINITY,
+                _ => {}
+            }
+        }
+        let ol = p.output_len();
+        let (mut yr, mut ar) = (vec![0.0f32; ol], vec![0u32; ol]);
+        max_pool2d_forward_reference(&p, &x, &mut yr, &mut ar).unwrap();
+        let mut avg_r = vec![0.0f32; ol];
+        avg_pool2d_forward_reference(&p, true, &x, &mut avg_r).unwrap();
+        for isa in Isa::ALL {
+            with_isa(isa, || {
+                let (mut y, mut a) = (vec![0.0f32; ol], vec![0u32; ol]);
+                max_pool2d_forward(Backend::Native, &p, &x, &mut y, &mut a).unwrap();
+                assert_eq!(a, ar, "{isa:?} {p:?}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&y), bits(&yr), "{isa:?} {p:?}");
+                let mut avg = vec![0.0f32; ol];
+                avg_pool2d_forward(Backend::Native, &p, true, &x, &mut avg).unwrap();
+                for (g, w) in avg.iter().zip(&avg_r) {
+                    assert!(g == w || (g.is_nan() && w.is_nan()) || (g - w).abs() < 1e-5);
+                }
+            });
+        }
+    }
+}
+
+#[test]
 fn avg_pool_propagates_nan_and_inf() {
     let x = [
         1.0,
@@ -278,8 +353,11 @@ fn avg_pool_propagates_nan_and_inf() {
 
 #[test]
 fn identical_bits_for_any_thread_count() {
-    let p = Pool2dParams::new([3, 16, 31, 29], [3, 2], [2, 2], [1, 1]).unwrap();
-    let p2 = Pool2dParams::new([3, 16, 30, 30], [2, 2], [2, 2], [0, 0]).unwrap();
+    // Big enough (over 2^16 elements moved) for the parallel paths; a general, a blocked
+    // and the 2x2 max path.
+    let p = Pool2dParams::new([4, 16, 41, 29], [3, 2], [3, 2], [1, 1]).unwrap();
+    let p1 = Pool2dParams::new([4, 16, 41, 39], [3, 3], [2, 2], [1, 1]).unwrap();
+    let p2 = Pool2dParams::new([4, 16, 40, 40], [2, 2], [2, 2], [0, 0]).unwrap();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -287,7 +365,7 @@ fn identical_bits_for_any_thread_count() {
             .unwrap();
         pool.install(|| {
             let mut bits = Vec::new();
-            for p in [&p, &p2] {
+            for p in [&p, &p1, &p2] {
                 let x = data(p.input_len(), 7, true);
                 let dy = data(p.output_len(), 8, false);
                 let (mut y, mut arg) = (vec![0.0; p.output_len()], vec![0; p.output_len()]);

@@ -1,25 +1,16 @@
 //! Element-wise activation layers ([`Activation`]: ReLU, LeakyReLU, Sigmoid, Tanh, GELU) and
 //! the row-wise [`Softmax`] over the last dimension.
 
-use super::eltwise;
 use crate::error::Result;
 use crate::layer::{expect_same, Layer};
 use crate::tensor::Tensor;
+use nnkern_kernels::activation::{softmax_backward, softmax_forward};
+use nnkern_kernels::{activation_backward, activation_forward, Backend};
 
-/// Which element-wise function an [`Activation`] applies.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ActKind {
-    /// `max(x, 0)` (NaN propagates).
-    Relu,
-    /// `x` for `x > 0`, `slope·x` otherwise.
-    LeakyRelu(f32),
-    /// `1 / (1 + e^-x)`.
-    Sigmoid,
-    /// `tanh(x)`.
-    Tanh,
-    /// `x·Φ(x)` with the exact normal CDF (PyTorch's default `GELU`).
-    Gelu,
-}
+/// Which element-wise function an [`Activation`] applies: the kernel crate's
+/// [`nnkern_kernels::Activation`] (ReLU, LeakyReLU, ELU, sigmoid, tanh, GELU exact and tanh
+/// form, SiLU, softplus; NaN propagates through each).
+pub use nnkern_kernels::Activation as ActKind;
 
 /// An element-wise activation layer; any input shape.
 #[derive(Clone, Debug)]
@@ -72,6 +63,10 @@ impl Layer for Activation {
             ActKind::Sigmoid => "Sigmoid",
             ActKind::Tanh => "Tanh",
             ActKind::Gelu => "GELU",
+            ActKind::Elu(_) => "ELU",
+            ActKind::GeluTanh => "GELU(tanh)",
+            ActKind::Silu => "SiLU",
+            ActKind::Softplus => "Softplus",
         }
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
@@ -79,7 +74,7 @@ impl Layer for Activation {
     }
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
         self.y.resize(x.shape());
-        eltwise::forward(self.kind, x.data(), self.y.data_mut())?;
+        activation_forward(Backend::Native, self.kind, x.data(), self.y.data_mut())?;
         Ok(&self.y)
     }
     fn backward(&mut self, x: &Tensor, dy: &Tensor) -> Result<&Tensor> {
@@ -90,12 +85,14 @@ impl Layer for Activation {
             x.shape(),
         )?;
         self.dx.resize(x.shape());
-        eltwise::backward(
+        let dx = self.dx.data_mut();
+        activation_backward(
+            Backend::Native,
             self.kind,
             x.data(),
             self.y.data(),
             dy.data(),
-            self.dx.data_mut(),
+            dx,
         )?;
         Ok(&self.dx)
     }
@@ -141,7 +138,7 @@ impl Layer for Softmax {
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
         let c = row_len(x.shape())?;
         self.y.resize(x.shape());
-        eltwise::softmax_forward(c, x.data(), self.y.data_mut())?;
+        softmax_forward(Backend::Native, x.len() / c, c, x.data(), self.y.data_mut())?;
         Ok(&self.y)
     }
     fn backward(&mut self, x: &Tensor, dy: &Tensor) -> Result<&Tensor> {
@@ -149,7 +146,15 @@ impl Layer for Softmax {
         expect_same("Softmax output gradient", dy.shape(), x.shape())?;
         expect_same("Softmax output (forward first)", self.y.shape(), x.shape())?;
         self.dx.resize(x.shape());
-        eltwise::softmax_backward(c, self.y.data(), dy.data(), self.dx.data_mut())?;
+        let rows = x.len() / c;
+        softmax_backward(
+            Backend::Native,
+            rows,
+            c,
+            self.y.data(),
+            dy.data(),
+            self.dx.data_mut(),
+        )?;
         Ok(&self.dx)
     }
     fn output(&self) -> &Tensor {

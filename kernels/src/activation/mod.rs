@@ -1,7 +1,10 @@
 //! Elementwise activations (forward and backward) and softmax / log-softmax along the last
 //! axis, f32, memory-bound: one pass, SIMD (AVX2+FMA at run time, `wide`, scalar), rayon over
 //! 64K-element chunks only for slices of at least 256K elements (smaller work stays on the
-//! calling thread).
+//! calling thread), and non-temporal stores on AVX2 for the memory-bound maps (ReLU, leaky
+//! ReLU, the output-based backwards) with outputs of 4M elements or more (too large to stay
+//! cached; the stores skip reading each output line first). Every element is
+//! computed alone, so results are bitwise identical for any thread count.
 //!
 //! ```
 //! use nnkern_kernels::{activation_backward, activation_forward, Activation, Backend};
@@ -32,12 +35,12 @@ pub(crate) mod ops;
 mod reference;
 pub(crate) mod softmax;
 
-pub use reference::{activation_backward_scalar, activation_forward_scalar, erf_reference};
-pub use softmax::{
-    log_softmax_backward, log_softmax_backward_reference, log_softmax_forward,
-    log_softmax_forward_reference, softmax_backward, softmax_backward_reference, softmax_forward,
+pub use reference::{
+    activation_backward_scalar, activation_forward_scalar, erf_reference,
+    log_softmax_backward_reference, log_softmax_forward_reference, softmax_backward_reference,
     softmax_forward_reference,
 };
+pub use softmax::{log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward};
 
 use crate::error::{check_len, KernelError};
 use crate::Backend;

@@ -2,16 +2,22 @@
 //! [`Vector`] so that one body serves all ISAs. Each is a small `Copy` struct implementing
 //! [`Unary`] (forward: `x -> y`) or [`Binary`] (backward: `(x or y, dy) -> dx`).
 
-use crate::simd::math::{erf, exp, expm1, log1p_unit, sigmoid, tanh};
+use crate::simd::math::{exp_nonpos, expm1, log1p_unit, normal_cdf, sigmoid, tanh};
 use crate::simd::Vector;
 
 /// An elementwise map `x -> y`.
 pub(crate) trait Unary: Copy + Send + Sync {
+    /// A few instructions per element, so memory-bound on large slices: those get
+    /// non-temporal stores (see `driver`). Compute-bound maps keep ordinary stores, which
+    /// measured faster for them.
+    const CHEAP: bool = false;
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V;
 }
 
 /// An elementwise map `(a, dy) -> dx` where `a` is the saved input or output.
 pub(crate) trait Binary: Copy + Send + Sync {
+    /// As [`Unary::CHEAP`].
+    const CHEAP: bool = false;
     fn apply<V: Vector<Elem = f32>>(self, a: V, dy: V) -> V;
 }
 
@@ -27,9 +33,8 @@ fn finite_below<V: Vector<Elem = f32>>(x: V) -> V {
     x.at_least(s(-f32::MAX))
 }
 
-/// `1/sqrt(2)`, `1/sqrt(2 pi)`, `sqrt(2/pi)` and the cubic coefficient of the tanh GELU.
-const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+/// `ln sqrt(2 pi)`, `sqrt(2/pi)` and the cubic coefficient of the tanh GELU.
+const LN_SQRT_2PI: f32 = 0.918_938_5;
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044_715;
 
@@ -37,6 +42,7 @@ const GELU_C: f32 = 0.044_715;
 #[derive(Clone, Copy)]
 pub(crate) struct ReluFwd;
 impl Unary for ReluFwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
         x.at_least(V::zero())
@@ -47,6 +53,7 @@ impl Unary for ReluFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct ReluBwd;
 impl Binary for ReluBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, y: V, dy: V) -> V {
         dy.and(V::zero().lt(y))
@@ -57,6 +64,7 @@ impl Binary for ReluBwd {
 #[derive(Clone, Copy)]
 pub(crate) struct LeakyFwd(pub(crate) f32);
 impl Unary for LeakyFwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
         V::select(V::zero().lt(x), x, x.mul(s(self.0)))
@@ -67,6 +75,7 @@ impl Unary for LeakyFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct LeakyBwd(pub(crate) f32);
 impl Binary for LeakyBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
         V::select(V::zero().lt(x), dy, dy.mul(s(self.0)))
@@ -88,6 +97,7 @@ impl Unary for EluFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct EluBwd(pub(crate) f32);
 impl Binary for EluBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, y: V, dy: V) -> V {
         V::select(V::zero().lt(y), dy, dy.mul(y.add(s(self.0))))
@@ -108,6 +118,7 @@ impl Unary for SigmoidFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct SigmoidBwd;
 impl Binary for SigmoidBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, y: V, dy: V) -> V {
         dy.mul(y.mul(s::<V>(1.0).sub(y)))
@@ -128,16 +139,11 @@ impl Unary for TanhFwd {
 #[derive(Clone, Copy)]
 pub(crate) struct TanhBwd;
 impl Binary for TanhBwd {
+    const CHEAP: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, y: V, dy: V) -> V {
         dy.mul(V::zero().sub(y).mul_add(y, s(1.0)))
     }
-}
-
-/// `Phi(x) = (1 + erf(x / sqrt 2)) / 2`, the standard normal CDF.
-#[inline(always)]
-fn phi<V: Vector<Elem = f32>>(x: V) -> V {
-    erf(x.mul(s(FRAC_1_SQRT_2))).mul_add(s(0.5), s(0.5))
 }
 
 /// GELU, erf form: `x Phi(x)`.
@@ -146,11 +152,11 @@ pub(crate) struct GeluFwd;
 impl Unary for GeluFwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
-        finite_below(x).mul(phi(x))
+        finite_below(x).mul(normal_cdf(x))
     }
 }
 
-/// GELU backward from the input: `dy (Phi(x) + x phi(x))`.
+/// GELU backward from the input: `dy (Phi(x) + x normal_cdf(x))`.
 #[derive(Clone, Copy)]
 pub(crate) struct GeluBwd;
 impl Binary for GeluBwd {
@@ -158,8 +164,9 @@ impl Binary for GeluBwd {
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
         // Beyond |x| = 20 the density term is 0 in f32; clamping avoids inf * 0.
         let xc = x.at_least(s(-20.0)).at_most(s(20.0));
-        let pdf = exp(xc.mul(xc).mul(s(-0.5))).mul(s(FRAC_1_SQRT_2PI));
-        dy.mul(xc.mul_add(pdf, phi(xc)))
+        // normal_cdf(x) = exp(-x^2/2 - ln sqrt(2 pi)): the constant folded into the exponent.
+        let pdf = exp_nonpos(xc.mul(xc).mul_add(s(-0.5), s(-LN_SQRT_2PI)));
+        dy.mul(xc.mul_add(pdf, normal_cdf(xc)))
     }
 }
 
@@ -229,7 +236,7 @@ pub(crate) struct SoftplusFwd;
 impl Unary for SoftplusFwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
-        let e = exp(V::zero().sub(x.abs()));
+        let e = exp_nonpos(V::zero().sub(x.abs()));
         x.at_least(V::zero()).add(log1p_unit(e))
     }
 }

@@ -1,9 +1,11 @@
-//! Plain-loop references for the activations, generic over [`Float`]: the ground truth the
+//! Plain-loop references for the activations and softmax, generic over [`Float`]: the ground truth the
 //! tests run in f64, and the [`Backend::Reference`](crate::Backend::Reference) path in f32.
 //! They use the same saved tensor (input or output) as the native backward, so both compute
 //! the same function.
 
+use super::softmax::check;
 use super::Activation;
+use crate::error::KernelError;
 use num_traits::Float;
 
 fn c<T: Float>(v: f64) -> T {
@@ -151,4 +153,106 @@ pub fn activation_backward_scalar<T: Float>(act: Activation, x: T, y: T, dy: T) 
         }
         Activation::Softplus => dy * sigmoid(x),
     }
+}
+
+/// Reference softmax forward, any [`Float`].
+pub fn softmax_forward_reference<T: Float>(
+    rows: usize,
+    cols: usize,
+    x: &[T],
+    y: &mut [T],
+) -> Result<(), KernelError> {
+    check(rows, cols, &[("x", x.len()), ("y", y.len())])?;
+    for (x, y) in x
+        .chunks_exact(cols.max(1))
+        .zip(y.chunks_exact_mut(cols.max(1)))
+    {
+        let m = x.iter().fold(
+            T::neg_infinity(),
+            |a, &b| if b.is_nan() || b > a { b } else { a },
+        );
+        let s = x.iter().fold(T::zero(), |a, &b| a + (b - m).exp());
+        for (o, &i) in y.iter_mut().zip(x) {
+            *o = (i - m).exp() / s;
+        }
+    }
+    Ok(())
+}
+
+/// Reference log-softmax forward, any [`Float`].
+pub fn log_softmax_forward_reference<T: Float>(
+    rows: usize,
+    cols: usize,
+    x: &[T],
+    y: &mut [T],
+) -> Result<(), KernelError> {
+    check(rows, cols, &[("x", x.len()), ("y", y.len())])?;
+    for (x, y) in x
+        .chunks_exact(cols.max(1))
+        .zip(y.chunks_exact_mut(cols.max(1)))
+    {
+        let m = x.iter().fold(
+            T::neg_infinity(),
+            |a, &b| if b.is_nan() || b > a { b } else { a },
+        );
+        let ls = x.iter().fold(T::zero(), |a, &b| a + (b - m).exp()).ln();
+        for (o, &i) in y.iter_mut().zip(x) {
+            *o = (i - m) - ls;
+        }
+    }
+    Ok(())
+}
+
+/// Reference softmax backward, any [`Float`].
+pub fn softmax_backward_reference<T: Float>(
+    rows: usize,
+    cols: usize,
+    y: &[T],
+    dy: &[T],
+    dx: &mut [T],
+) -> Result<(), KernelError> {
+    check(
+        rows,
+        cols,
+        &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
+    )?;
+    let c = cols.max(1);
+    for ((y, dy), dx) in y
+        .chunks_exact(c)
+        .zip(dy.chunks_exact(c))
+        .zip(dx.chunks_exact_mut(c))
+    {
+        let d = y.iter().zip(dy).fold(T::zero(), |a, (&p, &g)| a + p * g);
+        for j in 0..y.len() {
+            dx[j] = y[j] * (dy[j] - d);
+        }
+    }
+    Ok(())
+}
+
+/// Reference log-softmax backward, any [`Float`].
+pub fn log_softmax_backward_reference<T: Float>(
+    rows: usize,
+    cols: usize,
+    y: &[T],
+    dy: &[T],
+    dx: &mut [T],
+) -> Result<(), KernelError> {
+    check(
+        rows,
+        cols,
+        &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
+    )?;
+    let c = cols.max(1);
+    for ((y, dy), dx) in y
+        .chunks_exact(c)
+        .zip(dy.chunks_exact(c))
+        .zip(dx.chunks_exact_mut(c))
+    {
+        let g = dy.iter().fold(T::zero(), |a, &b| a + b);
+        for j in 0..y.len() {
+            dx[j] = dy[j] - y[j].exp() * g;
+        }
+    }
+    Ok(())
 }

@@ -9,13 +9,14 @@
 
 use super::driver::{PAR_CHUNK, PAR_MIN_LEN};
 use crate::error::{check_len, checked_mul, KernelError};
-use crate::simd::math::exp;
+use crate::simd::math::{exp, exp_nonpos};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use crate::Backend;
-use num_traits::Float;
 use rayon::prelude::*;
 
-/// The maximum of a row (NaN if any entry is NaN, `-inf` for an empty row).
+/// The maximum of a row (`-inf` for an empty row). A NaN entry may or may not show in the
+/// result: every caller goes on to compute `x - max` for each entry, which turns the NaN
+/// into NaN outputs anyway, so the cheap one-instruction max is used.
 #[inline(always)]
 pub(crate) fn row_max<V: Vector<Elem = f32>>(x: &[f32]) -> f32 {
     let l = V::LANES;
@@ -29,10 +30,10 @@ pub(crate) fn row_max<V: Vector<Elem = f32>>(x: &[f32]) -> f32 {
         unsafe {
             while i + 4 * l <= n {
                 let p = x.as_ptr().add(i);
-                a = a.max(V::load(p));
-                b = b.max(V::load(p.add(l)));
-                c = c.max(V::load(p.add(2 * l)));
-                d = d.max(V::load(p.add(3 * l)));
+                a = V::load(p).at_least(a);
+                b = V::load(p.add(l)).at_least(b);
+                c = V::load(p.add(2 * l)).at_least(c);
+                d = V::load(p.add(3 * l)).at_least(d);
                 i += 4 * l;
             }
         }
@@ -63,8 +64,8 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     unsafe {
         while i + 2 * l <= n {
             let p = x.as_ptr().add(i);
-            let e0 = exp(V::load(p).sub(vm));
-            let e1 = exp(V::load(p.add(l)).sub(vm));
+            let e0 = exp_nonpos(V::load(p).sub(vm));
+            let e1 = exp_nonpos(V::load(p.add(l)).sub(vm));
             if STORE {
                 e0.store(out.as_mut_ptr().add(i));
                 e1.store(out.as_mut_ptr().add(i + l));
@@ -74,7 +75,7 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
             i += 2 * l;
         }
         if i + l <= n {
-            let e0 = exp(V::load(x.as_ptr().add(i)).sub(vm));
+            let e0 = exp_nonpos(V::load(x.as_ptr().add(i)).sub(vm));
             if STORE {
                 e0.store(out.as_mut_ptr().add(i));
             }
@@ -84,7 +85,7 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     }
     let mut sum = s0.add(s1).reduce_sum();
     for j in i..n {
-        let e = exp::<f32>(x[j] - m);
+        let e = exp_nonpos::<f32>(x[j] - m);
         if STORE {
             out[j] = e;
         }
@@ -277,7 +278,11 @@ impl RowKernel for LogSoftmaxBwd {
 }
 
 /// Validates a `[rows, cols]` call: every slice exactly `rows * cols` long.
-fn check(rows: usize, cols: usize, lens: &[(&'static str, usize)]) -> Result<usize, KernelError> {
+pub(super) fn check(
+    rows: usize,
+    cols: usize,
+    lens: &[(&'static str, usize)],
+) -> Result<usize, KernelError> {
     let n = checked_mul("rows * cols", rows, cols)?;
     for &(arg, len) in lens {
         check_len(arg, n, len)?;
@@ -299,7 +304,7 @@ macro_rules! row_api {
                 return Ok(());
             }
             match backend {
-                Backend::Reference => $refname(rows, cols, x, y),
+                Backend::Reference => super::reference::$refname(rows, cols, x, y),
                 _ => {
                     for_rows($kernel, cols, x, x, y);
                     Ok(())
@@ -322,7 +327,7 @@ macro_rules! row_api {
                 return Ok(());
             }
             match backend {
-                Backend::Reference => $refname(rows, cols, y, dy, dx),
+                Backend::Reference => super::reference::$refname(rows, cols, y, dy, dx),
                 _ => {
                     for_rows($kernel, cols, y, dy, dx);
                     Ok(())
@@ -348,105 +353,3 @@ row_api!(
     /// Log-softmax backward from the output: `dx = dy - exp(y) * sum_j dy_j` per row.
     log_softmax_backward, log_softmax_backward_reference, LogSoftmaxBwd, bwd
 );
-
-/// Reference softmax forward, any [`Float`].
-pub fn softmax_forward_reference<T: Float>(
-    rows: usize,
-    cols: usize,
-    x: &[T],
-    y: &mut [T],
-) -> Result<(), KernelError> {
-    check(rows, cols, &[("x", x.len()), ("y", y.len())])?;
-    for (x, y) in x
-        .chunks_exact(cols.max(1))
-        .zip(y.chunks_exact_mut(cols.max(1)))
-    {
-        let m = x.iter().fold(
-            T::neg_infinity(),
-            |a, &b| if b.is_nan() || b > a { b } else { a },
-        );
-        let s = x.iter().fold(T::zero(), |a, &b| a + (b - m).exp());
-        for (o, &i) in y.iter_mut().zip(x) {
-            *o = (i - m).exp() / s;
-        }
-    }
-    Ok(())
-}
-
-/// Reference log-softmax forward, any [`Float`].
-pub fn log_softmax_forward_reference<T: Float>(
-    rows: usize,
-    cols: usize,
-    x: &[T],
-    y: &mut [T],
-) -> Result<(), KernelError> {
-    check(rows, cols, &[("x", x.len()), ("y", y.len())])?;
-    for (x, y) in x
-        .chunks_exact(cols.max(1))
-        .zip(y.chunks_exact_mut(cols.max(1)))
-    {
-        let m = x.iter().fold(
-            T::neg_infinity(),
-            |a, &b| if b.is_nan() || b > a { b } else { a },
-        );
-        let ls = x.iter().fold(T::zero(), |a, &b| a + (b - m).exp()).ln();
-        for (o, &i) in y.iter_mut().zip(x) {
-            *o = (i - m) - ls;
-        }
-    }
-    Ok(())
-}
-
-/// Reference softmax backward, any [`Float`].
-pub fn softmax_backward_reference<T: Float>(
-    rows: usize,
-    cols: usize,
-    y: &[T],
-    dy: &[T],
-    dx: &mut [T],
-) -> Result<(), KernelError> {
-    check(
-        rows,
-        cols,
-        &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
-    )?;
-    let c = cols.max(1);
-    for ((y, dy), dx) in y
-        .chunks_exact(c)
-        .zip(dy.chunks_exact(c))
-        .zip(dx.chunks_exact_mut(c))
-    {
-        let d = y.iter().zip(dy).fold(T::zero(), |a, (&p, &g)| a + p * g);
-        for j in 0..y.len() {
-            dx[j] = y[j] * (dy[j] - d);
-        }
-    }
-    Ok(())
-}
-
-/// Reference log-softmax backward, any [`Float`].
-pub fn log_softmax_backward_reference<T: Float>(
-    rows: usize,
-    cols: usize,
-    y: &[T],
-    dy: &[T],
-    dx: &mut [T],
-) -> Result<(), KernelError> {
-    check(
-        rows,
-        cols,
-        &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
-    )?;
-    let c = cols.max(1);
-    for ((y, dy), dx) in y
-        .chunks_exact(c)
-        .zip(dy.chunks_exact(c))
-        .zip(dx.chunks_exact_mut(c))
-    {
-        let g = dy.iter().fold(T::zero(), |a, &b| a + b);
-        for j in 0..y.len() {
-            dx[j] = dy[j] - y[j].exp() * g;
-        }
-    }
-    Ok(())
-}

@@ -10,146 +10,12 @@
 
 use super::im2col::valid_range;
 use super::params::Conv2dParams;
+use super::stencil::{load_cols, stencil, Geometry, MAX_TAPS};
 use crate::simd::{dispatch, load_partial, Isa, SimdFn, Vector};
 use rayon::prelude::*;
 
 /// Planes per rayon task (a plane is one image channel).
 const PLANES_PER_TASK: usize = 4;
-/// Taps handled per stencil sweep (more taps take several sweeps, accumulating).
-const MAX_TAPS: usize = 64;
-
-/// One sweep of a 2D stencil over a plane: `out[i, j] (+)= sum_t w_t * inp[i*sr + dr_t,
-/// j*sc + dc_t]`, taps outside the input skipped.
-struct Stencil<'a> {
-    out: &'a mut [f32],
-    out_w: usize,
-    inp: &'a [f32],
-    in_h: usize,
-    in_w: usize,
-    /// Row and column strides of the input walk.
-    sr: usize,
-    sc: usize,
-    /// `(weight, row offset, column offset)` per tap, in order.
-    taps: &'a [(f32, isize, isize)],
-    /// Starting value of each output (ignored when `accumulate`).
-    init: f32,
-    accumulate: bool,
-}
-
-/// Loads `LANES` input values at columns `col, col + sc, ...` of `row` (all inside).
-#[inline(always)]
-fn load_cols<V: Vector<Elem = f32>>(row: &[f32], col: usize, sc: usize) -> V {
-    if sc == 1 {
-        let s = &row[col..col + V::LANES];
-        // SAFETY: `s` holds exactly LANES elements.
-        unsafe { V::load(s.as_ptr()) }
-    } else {
-        let mut buf = [0.0f32; 16];
-        for (l, b) in buf.iter_mut().take(V::LANES).enumerate() {
-            *b = row[col + l * sc];
-        }
-        // SAFETY: `buf` holds 16 >= LANES elements.
-        unsafe { V::load(buf.as_ptr()) }
-    }
-}
-
-impl SimdFn<f32> for Stencil<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn call<V: Vector<Elem = f32>>(self) {
-        let lanes = V::LANES;
-        let (in_h, in_w, sc) = (self.in_h as isize, self.in_w as isize, self.sc as isize);
-        let mut live = [(0.0f32, 0usize, 0isize); MAX_TAPS];
-        for (i, out_row) in self.out.chunks_exact_mut(self.out_w).enumerate() {
-            // The taps whose input row exists for this output row.
-            let mut n = 0;
-            for &(w, dr, dc) in self.taps {
-                let ir = (i * self.sr) as isize + dr;
-                if (0..in_h).contains(&ir) {
-                    live[n] = (w, ir as usize * self.in_w, dc);
-                    n += 1;
-                }
-            }
-            let live = &live[..n];
-            // Interior columns: every live tap's input column inside the row.
-            let (mut jlo, mut jhi) = (0isize, self.out_w as isize);
-            for &(_, _, dc) in live {
-                jlo = jlo.max((-dc + sc - 1).div_euclid(sc));
-                jhi = jhi.min((in_w - dc + sc - 1).div_euclid(sc));
-            }
-            let (jlo, jhi) = (jlo.max(0) as usize, jhi.max(0) as usize);
-            let scalar = |j: usize, o: &mut f32| {
-                let mut acc = if self.accumulate { *o } else { self.init };
-                for &(w, base, dc) in live {
-                    let c = (j * self.sc) as isize + dc;
-                    if (0..in_w).contains(&c) {
-                        acc += w * self.inp[base + c as usize];
-                    }
-                }
-                *o = acc;
-            };
-            let mut j = 0;
-            while j < out_row.len() {
-                if j >= jlo && j + lanes <= jhi {
-                    let o = &mut out_row[j..j + lanes];
-                    let mut acc = if self.accumulate {
-                        // SAFETY: `o` holds LANES elements.
-                        unsafe { V::load(o.as_ptr()) }
-                    } else {
-                        V::splat(self.init)
-                    };
-                    for &(w, base, dc) in live {
-                        let col = ((j * self.sc) as isize + dc) as usize;
-                        let v = load_cols::<V>(&self.inp[base..base + self.in_w], col, self.sc);
-                        acc = V::splat(w).mul_add(v, acc);
-                    }
-                    // SAFETY: `o` holds LANES elements.
-                    unsafe { acc.store(o.as_mut_ptr()) };
-                    j += lanes;
-                } else {
-                    scalar(j, &mut out_row[j]);
-                    j += 1;
-                }
-            }
-        }
-    }
-}
-
-/// Runs the stencil of `taps` (any number, in sweeps of `MAX_TAPS`).
-#[allow(clippy::too_many_arguments)]
-fn stencil(
-    isa: Isa,
-    out: &mut [f32],
-    out_w: usize,
-    inp: &[f32],
-    (in_h, in_w): (usize, usize),
-    (sr, sc): (usize, usize),
-    taps: impl Fn(usize) -> (f32, isize, isize),
-    n_taps: usize,
-    init: f32,
-) {
-    let mut buf = [(0.0f32, 0isize, 0isize); MAX_TAPS];
-    for t0 in (0..n_taps.max(1)).step_by(MAX_TAPS) {
-        let tn = MAX_TAPS.min(n_taps - t0);
-        for (t, b) in buf.iter_mut().take(tn).enumerate() {
-            *b = taps(t0 + t);
-        }
-        let f = Stencil {
-            out: &mut *out,
-            out_w,
-            inp,
-            in_h,
-            in_w,
-            sr,
-            sc,
-            taps: &buf[..tn],
-            init,
-            accumulate: t0 > 0,
-        };
-        dispatch(isa, f);
-    }
-}
-
 /// Depthwise forward: each output plane is its bias plus the weighted, shifted input plane.
 pub(crate) fn depthwise_forward(
     p: &Conv2dParams,
@@ -161,20 +27,37 @@ pub(crate) fn depthwise_forward(
     let isa = Isa::active();
     let (hw, ohw, rs) = (p.h * p.w, p.oh * p.ow, p.r * p.s);
     let (dh, dw, pt, pl) = (p.dilation.0, p.dilation.1, p.pad.0, p.pad.2);
-    y.par_chunks_mut(ohw.max(1))
+    let g = Geometry {
+        out_w: p.ow,
+        in_h: p.h,
+        in_w: p.w,
+        sr: p.stride.0,
+        sc: p.stride.1,
+    };
+    let tap = |t: usize| {
+        let (r, s) = (t / p.s, t % p.s);
+        (
+            (r * dh) as isize - pt as isize,
+            (s * dw) as isize - pl as isize,
+        )
+    };
+    y.par_chunks_mut(ohw)
         .zip(x.par_chunks(hw))
         .enumerate()
         .with_min_len(PLANES_PER_TASK)
         .for_each(|(plane, (yp, xp))| {
             let c = plane % p.c;
-            let wc = &w[c * rs..(c + 1) * rs];
-            let tap = |t: usize| {
-                let (r, s) = (t / p.s, t % p.s);
-                let dr = (r * dh) as isize - pt as isize;
-                (wc[t], dr, (s * dw) as isize - pl as isize)
-            };
             let init = bias.map_or(0.0, |b| b[c]);
-            stencil(isa, yp, p.ow, xp, (p.h, p.w), p.stride, tap, rs, init);
+            stencil(
+                isa,
+                [yp],
+                [&w[c * rs..(c + 1) * rs]],
+                [init],
+                xp,
+                g,
+                tap,
+                rs,
+            );
         });
 }
 
@@ -194,10 +77,19 @@ pub(crate) fn depthwise_backward_data(p: &Conv2dParams, dy: &[f32], w: &[f32], d
             if p.stride == (1, 1) {
                 let tap = |t: usize| {
                     let (r, s) = (t / p.s, t % p.s);
-                    let dr = pt as isize - (r * dh) as isize;
-                    (wc[t], dr, pl as isize - (s * dw) as isize)
+                    (
+                        pt as isize - (r * dh) as isize,
+                        pl as isize - (s * dw) as isize,
+                    )
                 };
-                stencil(isa, dxp, p.w, dyp, (p.oh, p.ow), (1, 1), tap, rs, 0.0);
+                let g = Geometry {
+                    out_w: p.w,
+                    in_h: p.oh,
+                    in_w: p.ow,
+                    sr: 1,
+                    sc: 1,
+                };
+                stencil(isa, [dxp], [wc], [0.0], dyp, g, tap, rs);
             } else {
                 scatter_taps(p, wc, dyp, dxp);
             }
@@ -232,7 +124,10 @@ fn scatter_taps(p: &Conv2dParams, wc: &[f32], dyp: &[f32], dxp: &mut [f32]) {
 }
 
 /// The weight gradient of one depthwise channel: `dw[t] = sum over images and positions of
-/// x(shifted by tap t) * dy`, one vector accumulator per tap, in batch and row order.
+/// x(shifted by tap t) * dy`. Each `dy` vector is loaded once and meets every live tap, whose
+/// accumulators (one vector per tap) interleave so their FMA chains overlap; the last partial
+/// vector of a row is zero-filled, and only columns where some tap leaves the input run as
+/// scalars (into separate scalar sums). The order is fixed: batch, row, column, tap.
 struct DepthwiseDw<'a> {
     p: &'a Conv2dParams,
     c: usize,
@@ -247,53 +142,69 @@ impl SimdFn<f32> for DepthwiseDw<'_> {
     fn call<V: Vector<Elem = f32>>(self) {
         let p = self.p;
         let (hw, ohw, l, sw) = (p.h * p.w, p.oh * p.ow, V::LANES, p.stride.1);
-        let rs = p.r * p.s;
-        for t0 in (0..rs).step_by(MAX_TAPS) {
-            let tn = MAX_TAPS.min(rs - t0);
+        for t0 in (0..p.r * p.s).step_by(MAX_TAPS) {
+            let tn = MAX_TAPS.min(p.r * p.s - t0);
+            // Per tap: column offset and valid output columns.
+            let mut cols = [(0usize, 0usize, 0usize); MAX_TAPS];
+            for (q, c) in cols.iter_mut().take(tn).enumerate() {
+                let soff = ((t0 + q) % p.s) * p.dilation.1;
+                let (lo, hi) = valid_range(p.ow, p.w, soff, p.pad.2, sw);
+                *c = (soff, lo, hi);
+            }
             let mut acc = [V::zero(); MAX_TAPS];
+            let mut sacc = [0.0f32; MAX_TAPS];
+            let mut live = [(0usize, 0usize); MAX_TAPS]; // (tap, input row start)
             for b in 0..p.n {
                 let plane = b * p.c + self.c;
                 let xp = &self.x[plane * hw..(plane + 1) * hw];
                 let dyp = &self.dy[plane * ohw..(plane + 1) * ohw];
-                for (a, t) in acc.iter_mut().zip(t0..t0 + tn) {
-                    let (roff, soff) = ((t / p.s) * p.dilation.0, (t % p.s) * p.dilation.1);
-                    let (oh_lo, oh_hi) = valid_range(p.oh, p.h, roff, p.pad.0, p.stride.0);
-                    let (lo, hi) = valid_range(p.ow, p.w, soff, p.pad.2, sw);
-                    if lo >= hi {
-                        continue;
-                    }
-                    let iw0 = lo * sw + soff - p.pad.2;
-                    for oh in oh_lo..oh_hi {
-                        let ih = oh * p.stride.0 + roff - p.pad.0;
-                        let g = &dyp[oh * p.ow + lo..oh * p.ow + hi];
-                        let xr = &xp[ih * p.w..(ih + 1) * p.w];
-                        let mut j = 0;
-                        while j + l <= g.len() {
-                            // SAFETY: `g[j..j + l]` is inside `g`.
-                            let gv = unsafe { V::load(g[j..j + l].as_ptr()) };
-                            *a = load_cols::<V>(xr, iw0 + j * sw, sw).mul_add(gv, *a);
-                            j += l;
+                for (oh, g) in dyp.chunks_exact(p.ow).enumerate() {
+                    let (mut n, mut jlo, mut jhi) = (0, 0, p.ow);
+                    for (q, &(_, lo, hi)) in cols.iter().take(tn).enumerate() {
+                        let roff = ((t0 + q) / p.s) * p.dilation.0;
+                        let ih = (oh * p.stride.0 + roff).checked_sub(p.pad.0);
+                        if let Some(ih) = ih.filter(|&i| i < p.h) {
+                            live[n] = (q, ih * p.w);
+                            (jlo, jhi) = (jlo.max(lo), jhi.min(hi));
+                            n += 1;
                         }
-                        if j < g.len() {
-                            let n = g.len() - j;
-                            let mut xb = [0.0f32; 16];
-                            for (q, v) in xb.iter_mut().take(n).enumerate() {
-                                *v = xr[iw0 + (j + q) * sw];
-                            }
-                            // SAFETY: both sources hold at least `n` elements, n < LANES.
-                            let (xv, gv) = unsafe {
-                                (
-                                    load_partial::<V>(xb.as_ptr(), n),
-                                    load_partial::<V>(g[j..].as_ptr(), n),
-                                )
+                    }
+                    let live = &live[..n];
+                    let jhi = jhi.max(jlo);
+                    let mut j = jlo;
+                    while j < jhi {
+                        let m = l.min(jhi - j);
+                        // SAFETY: `g[j..j + m]` is inside the row, m <= LANES.
+                        let gv = unsafe { load_partial::<V>(g[j..j + m].as_ptr(), m) };
+                        for &(q, base) in live {
+                            let col = base + j * sw + cols[q].0 - p.pad.2;
+                            let xv = if m == l {
+                                load_cols::<V>(xp, col, sw)
+                            } else {
+                                let mut xb = [0.0f32; 16];
+                                for (e, v) in xb.iter_mut().take(m).enumerate() {
+                                    *v = xp[col + e * sw];
+                                }
+                                // SAFETY: `xb` holds 16 >= LANES elements.
+                                unsafe { V::load(xb.as_ptr()) }
                             };
-                            *a = xv.mul_add(gv, *a);
+                            acc[q] = xv.mul_add(gv, acc[q]);
+                        }
+                        j += m;
+                    }
+                    // Edge columns: some tap reads outside the input there.
+                    for j in (0..jlo.min(p.ow)).chain(jhi..p.ow) {
+                        for &(q, base) in live {
+                            let (soff, lo, hi) = cols[q];
+                            if j >= lo && j < hi {
+                                sacc[q] += xp[base + j * sw + soff - p.pad.2] * g[j];
+                            }
                         }
                     }
                 }
             }
-            for (d, a) in self.dw[t0..t0 + tn].iter_mut().zip(&acc) {
-                *d = a.reduce_sum();
+            for (q, d) in self.dw[t0..t0 + tn].iter_mut().enumerate() {
+                *d = acc[q].reduce_sum() + sacc[q];
             }
         }
     }

@@ -31,6 +31,48 @@ pub(crate) fn valid_range(
     (lo.min(hi), hi)
 }
 
+/// Copies a run of an image row. Runs are often short (one output row of a small image), and
+/// a `memcpy` call per run costs more than the copy: short runs use fixed-size (inlined)
+/// copies that overlap in the middle.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    match n {
+        0..=3 => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s),
+        4..=8 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..n]);
+        }
+        9..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..n]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..n]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Zero-fills a run (short ones with fixed-size stores, like [`copy_run`]).
+#[inline(always)]
+fn zero_run<T: Float>(dst: &mut [T]) {
+    let n = dst.len();
+    match n {
+        0..=3 => dst.iter_mut().for_each(|d| *d = T::zero()),
+        4..=8 => {
+            dst[..4].fill(T::zero());
+            dst[n - 4..].fill(T::zero());
+        }
+        9..=16 => {
+            dst[..8].fill(T::zero());
+            dst[n - 8..].fill(T::zero());
+        }
+        _ => dst.fill(T::zero()),
+    }
+}
+
 /// One tap's geometry: output rows `oh.0..oh.1` and columns `ow.0..ow.1` read inside the
 /// input, at input row `oh * sh + roff - pt` and column `ow * sw + soff - pl`.
 struct Tap {
@@ -105,15 +147,15 @@ pub(crate) fn im2col<T: Float>(
         let base = row * ld + start;
         let out = &mut col[base..base + (b - a)];
         let Some((lo, hi, ihrow, iw)) = valid else {
-            out.fill(T::zero());
+            zero_run(out);
             return;
         };
-        out[..lo - a].fill(T::zero());
-        out[hi - a..].fill(T::zero());
+        zero_run(&mut out[..lo - a]);
+        zero_run(&mut out[hi - a..]);
         let out = &mut out[lo - a..hi - a];
         let src = &x[ihrow * p.w..(ihrow + 1) * p.w];
         if sw == 1 {
-            out.copy_from_slice(&src[iw..iw + (hi - lo)]);
+            copy_run(out, &src[iw..iw + (hi - lo)]);
         } else {
             for (j, o) in out.iter_mut().enumerate() {
                 *o = src[iw + j * sw];

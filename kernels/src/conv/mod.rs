@@ -22,11 +22,11 @@
 //! Backends:
 //! * `Native`: im2col + the native GEMM, images of a chunk in parallel (rayon, caller's pool);
 //!   1x1 stride-1 unpadded convolutions skip im2col; backward-data is GEMM then col2im;
-//!   depthwise convolutions (`groups == c == k`) run a direct SIMD kernel instead.
+//!   depthwise convolutions (`groups == c == k`) run direct SIMD stencil kernels instead.
 //! * `OpenBlas`: the same im2col code with the OpenBLAS GEMM (images one after another,
-//!   OpenBLAS threads itself); depthwise shapes run the native direct kernel (OpenBLAS has no
+//!   OpenBLAS threads itself); the shapes with direct kernels run those (OpenBLAS has no
 //!   depthwise routine).
-//! * `Reference`: the direct nested loops of [`reference`], generic over `Float`.
+//! * `Reference`: the direct nested loops of [`reference`](mod@reference), generic over `Float`.
 //!
 //! Every pass validates its buffers (exact lengths from the descriptor; `ws` at least
 //! [`Conv2dParams::workspace_len`] for every backend) and overwrites its outputs. Results are
@@ -38,6 +38,7 @@ mod gemm_path;
 mod im2col;
 mod params;
 pub mod reference;
+mod stencil;
 mod transposed;
 
 pub use params::{Conv2dBuilder, Conv2dParams};

@@ -6,11 +6,13 @@ use crate::error::{checked_mul, checked_product, KernelError};
 /// `[c*r*s, TILE_TARGET]` then stays in L2 between im2col and the GEMM that reads it, and the
 /// GEMM's N is wide enough for its micro-kernel.
 const TILE_TARGET: usize = 512;
-/// Upper bound (f32 elements) of one column tile; very deep `c*r*s` gets narrower tiles.
-const TILE_BUDGET: usize = 1 << 20;
-/// Tasks in flight per wave, each with its own slot of workspace (fixed, never the thread
-/// count, so results do not depend on it).
-const MAX_SLOTS: usize = 8;
+/// Upper bound (f32 elements, 1 MiB) of one column tile, so that it stays mostly in L2 next to the
+/// GEMM's packed blocks; deep `c*r*s` gets narrower tiles.
+const TILE_BUDGET: usize = 1 << 18;
+/// Most tasks in flight per wave, each with its own slot of workspace (fixed, never the thread
+/// count, so results do not depend on it). Small slots allow many, so small images need few
+/// waves (each wave ends in a barrier); `WS_BUDGET` bounds the total.
+const MAX_SLOTS: usize = 64;
 /// Upper bound (f32 elements) of the workspace when more than one slot is used.
 const WS_BUDGET: usize = 1 << 22;
 

@@ -8,6 +8,7 @@ use super::reference::bias_grad_reference;
 use super::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward, direct};
 use crate::error::{check_len, KernelError};
 use crate::Backend;
+use rayon::prelude::*;
 
 /// A validated transposed convolution: input `[n, c_in, h, w]`, weight
 /// `[c_in, c_out/groups, r, s]` (PyTorch's `ConvTranspose2d` layout), output
@@ -190,10 +191,13 @@ pub fn conv_transpose2d_forward(
     conv2d_backward_data(backend, &p.conv, x, w, y, ws)?;
     if let Some(b) = bias {
         let hw = p.conv.h * p.conv.w;
-        for (plane, yp) in y.chunks_exact_mut(hw).enumerate() {
-            let bv = b[plane % p.conv.c];
-            yp.iter_mut().for_each(|v| *v += bv);
-        }
+        y.par_chunks_mut(hw)
+            .enumerate()
+            .with_min_len(16)
+            .for_each(|(plane, yp)| {
+                let bv = b[plane % p.conv.c];
+                yp.iter_mut().for_each(|v| *v += bv);
+            });
     }
     Ok(())
 }

@@ -14,7 +14,7 @@
 
 use super::kernels::{GemmKernel, MacroArgs};
 use super::pack::{pack_a, pack_b, with_scratch, Operand, PackElem};
-use super::{Gemm, Layout};
+use super::{Gemm, Layout, Transpose};
 use crate::simd::Isa;
 use num_traits::Float;
 use rayon::prelude::*;
@@ -27,32 +27,32 @@ const PAR_MIN_FLOPS: usize = 1 << 21;
 const TASKS_PER_THREAD: usize = 4;
 
 thread_local! {
-    static PACK_A_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static PACK_B_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static PACK_A_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-    static PACK_B_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    static PACK_A_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    static PACK_B_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    static PACK_A_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+    static PACK_B_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The per-thread packing caches of an element type.
 trait PackCache: PackElem + Send + Sync + 'static {
-    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>>;
-    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>>;
+    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<Self>>>>;
+    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<Self>>>>;
 }
 
 impl PackCache for f32 {
-    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<f32>>> {
+    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<f32>>>> {
         &PACK_A_F32
     }
-    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<f32>>> {
+    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<f32>>>> {
         &PACK_B_F32
     }
 }
 
 impl PackCache for f64 {
-    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<f64>>> {
+    fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<f64>>>> {
         &PACK_A_F64
     }
-    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<f64>>> {
+    fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<f64>>>> {
         &PACK_B_F64
     }
 }
@@ -93,7 +93,14 @@ impl<T> SharedPtr<T> {
 }
 
 /// `simd`: the call runs the AVX2 path, so packing may use AVX2 too.
-fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T], c: &mut [T], simd: bool) {
+fn run<T: PackCache, K: GemmKernel<T>>(
+    g: &Gemm<T>,
+    l: Layout,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    simd: bool,
+) {
     let (m, n, k) = (g.m, g.n, g.k);
     if m == 0 || n == 0 {
         return;
@@ -102,10 +109,21 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
         scale_c(g.beta, c, m, n, l.ldc);
         return;
     }
-    // Balanced blocks: equal K blocks (a 288-deep product runs as 144 + 144, not 256 + 32),
-    // and equal row blocks rounded to MR. Both depend on the shape only, never on threads.
+    let threads = if 2 * m * n * k < PAR_MIN_FLOPS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    // Balanced K blocks: a 288-deep product runs as 144 + 144, not 256 + 32. The K blocking
+    // fixes each element's summation order, so it depends on the shape only.
     let kc_max = k.div_ceil(k.div_ceil(K::KC));
-    let row_blocks = m.div_ceil(K::MC);
+    // Balanced row blocks rounded to MR, their count a multiple of the thread count when
+    // there are enough rows (15 blocks on 2 threads would leave one idle for a block). Row
+    // and column splits never change how an element is summed, so they may follow threads.
+    let mut row_blocks = m.div_ceil(K::MC);
+    if threads > 1 && row_blocks >= threads {
+        row_blocks = row_blocks.div_ceil(threads) * threads;
+    }
     let mc_max = m.div_ceil(row_blocks).div_ceil(K::MR) * K::MR;
     let p = Plan {
         g,
@@ -123,11 +141,7 @@ fn run<T: PackCache, K: GemmKernel<T>>(g: &Gemm<T>, l: Layout, a: &[T], b: &[T],
         },
         c: SharedPtr(c.as_mut_ptr()),
         ldc: l.ldc,
-        threads: if 2 * m * n * k < PAR_MIN_FLOPS {
-            1
-        } else {
-            rayon::current_num_threads()
-        },
+        threads,
         kc_max,
         mc_max,
         row_blocks: m.div_ceil(mc_max),
@@ -184,13 +198,13 @@ impl<T: PackCache> Plan<'_, T> {
     /// at `pc` (beta applies on the first K block only).
     ///
     /// # Safety
-    /// `a_pack` holds the packed `mc x kc` block, `b_pack` the packed `kc x ncols` panels; no
-    /// other task writes this block of C.
+    /// `a_pack` holds the packed `mc x kc` block, `b` covers `kc x ncols`; no other task
+    /// writes this block of C.
     #[allow(clippy::too_many_arguments)]
     unsafe fn macro_block<K: GemmKernel<T>>(
         &self,
         a_pack: &[T],
-        b_pack: &[T],
+        b: BPanels<T>,
         pc: usize,
         kc: usize,
         i0: usize,
@@ -201,7 +215,10 @@ impl<T: PackCache> Plan<'_, T> {
         let args = MacroArgs {
             kc,
             a: a_pack.as_ptr(),
-            b: b_pack.as_ptr(),
+            b: b.base,
+            b_panel: b.panel,
+            b_row: b.row,
+            b_edge: b.edge,
             m: mc,
             n: ncols,
             // SAFETY: (i0, j0) is inside the validated C (i0 < m, j0 < n).
@@ -241,26 +258,91 @@ fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
         p.for_each_task(chunks, |cc| {
             let j0 = cc * chunk_panels * K::NR;
             let j1 = (j0 + chunk_panels * K::NR).min(n);
-            // B is packed a few panels at a time, sized to stay in L2 beside the packed A.
+            // B is packed a few panels at a time, sized to stay in L2 beside the packed A,
+            // or read in place when that is safe for L1 (see `b_in_place`).
+            let in_place = b_in_place::<T>(p.b, p.kc_max, K::NR);
             let panels = (SKINNY_B_BYTES / (p.kc_max * K::NR * std::mem::size_of::<T>())).max(1);
             let step = K::NR * panels;
-            with_scratch(T::cache_b(), p.kc_max * step, |b_pack| {
+            let b_len = p.kc_max * if in_place { K::NR } else { step };
+            with_scratch(T::cache_b(), b_len, |b_pack| {
                 // Columns outermost: the m x step block of C stays in cache across K blocks.
                 for j in (j0..j1).step_by(step) {
                     let ncols = step.min(j1 - j);
                     for pc in (0..k).step_by(p.kc_max) {
                         let kc = p.kc_max.min(k - pc);
-                        pack_b(p.b, K::NR, pc, kc, j, ncols, b_pack);
-                        // SAFETY: A block pc is packed (mp x kc), B panels (kc x ncols);
+                        let b = if in_place {
+                            let full = ncols / K::NR * K::NR;
+                            let edge = if full < ncols {
+                                pack_b(p.b, K::NR, pc, kc, j + full, ncols - full, b_pack);
+                                b_pack.as_ptr()
+                            } else {
+                                std::ptr::null()
+                            };
+                            let base = p.b.data[pc * p.b.ld + j..].as_ptr();
+                            BPanels {
+                                base,
+                                panel: K::NR,
+                                row: p.b.ld,
+                                edge,
+                            }
+                        } else {
+                            pack_b(p.b, K::NR, pc, kc, j, ncols, b_pack);
+                            BPanels::packed(b_pack, kc, K::NR)
+                        };
+                        // SAFETY: A block pc is packed (mp x kc), B covers kc x ncols;
                         // this task alone writes columns j0..j1 of C.
                         unsafe {
-                            p.macro_block::<K>(&a_pack[pc * mp..], b_pack, pc, kc, 0, m, j, ncols)
+                            p.macro_block::<K>(&a_pack[pc * mp..], b, pc, kc, 0, m, j, ncols)
                         };
                     }
                 }
             });
         });
     });
+}
+
+/// Where the B panels of one macro-kernel call are (see `MacroArgs`).
+#[derive(Clone, Copy)]
+struct BPanels<T> {
+    base: *const T,
+    panel: usize,
+    row: usize,
+    edge: *const T,
+}
+
+impl<T> BPanels<T> {
+    fn packed(buf: &[T], kc: usize, nr: usize) -> Self {
+        BPanels {
+            base: buf.as_ptr(),
+            panel: kc * nr,
+            row: nr,
+            edge: std::ptr::null(),
+        }
+    }
+}
+
+/// Whether a skinny product may read a row-major B in place: a `kc x NR` panel must fit in
+/// half of L1 given the cache sets its row stride maps to (a stride with a large power-of-two
+/// factor, such as 3136 floats, folds the rows onto a quarter of the sets and thrashes L1),
+/// and span few enough pages for the L1 TLB. Then the B panel is read once from memory and
+/// reused from L1 by every row panel, with no packing pass.
+fn b_in_place<T>(b: Operand<'_, T>, kc: usize, nr: usize) -> bool {
+    const LINE: usize = 64;
+    const SETS: usize = 64;
+    const WAYS: usize = 8;
+    const TLB_BYTES: usize = 64 * 4096;
+    if b.trans != Transpose::No {
+        return false;
+    }
+    let stride = b.ld * std::mem::size_of::<T>();
+    let row_lines = (nr * std::mem::size_of::<T>()).div_ceil(LINE) + 1;
+    let sets = if stride % LINE == 0 {
+        let step = stride / LINE;
+        SETS >> step.trailing_zeros().min(SETS.trailing_zeros())
+    } else {
+        SETS
+    };
+    kc * row_lines <= sets * WAYS / 2 && kc * stride <= TLB_BYTES
 }
 
 /// The general case: for each (NC, KC) block, B is packed once and shared; tasks are
@@ -292,7 +374,11 @@ fn run_blocked<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
                         unsafe {
                             p.macro_block::<K>(
                                 a_pack,
-                                &b_block[cc * chunk_panels * panel_len..],
+                                BPanels::packed(
+                                    &b_block[cc * chunk_panels * panel_len..],
+                                    kc,
+                                    K::NR,
+                                ),
                                 pc,
                                 kc,
                                 i0,

@@ -5,7 +5,7 @@
 //! Names follow XNNPACK: `F32Gemm6x16Avx2Fma` computes a 6 x 16 tile of f32 with AVX2+FMA.
 
 use crate::simd::Vector;
-use num_traits::{Float, Zero};
+use num_traits::{Float, One, Zero};
 
 /// One call of the macro-kernel: a block of packed A (MR-row panels, `kc` deep) times a chunk
 /// of packed B (NR-column panels), written into C with alpha/beta.
@@ -14,8 +14,15 @@ pub(super) struct MacroArgs<T> {
     pub kc: usize,
     /// Packed A: `ceil(m / MR)` panels of `kc * MR` elements.
     pub a: *const T,
-    /// Packed B: `ceil(n / NR)` panels of `kc * NR` elements.
+    /// B panels: depth `p`, column `j` of panel `q` is at `b + q * b_panel + p * b_row + j`.
+    /// Packed: `b_panel = kc * NR`, `b_row = NR`. Read in place from a row-major B:
+    /// `b_panel = NR`, `b_row = ldb`.
     pub b: *const T,
+    pub b_panel: usize,
+    pub b_row: usize,
+    /// With B read in place and `n` not a multiple of NR: the last, partial panel, packed
+    /// (`kc * NR`, zero-filled, row stride NR). Null otherwise.
+    pub b_edge: *const T,
     /// Rows of C in this block.
     pub m: usize,
     /// Columns of C in this chunk.
@@ -64,8 +71,12 @@ where
     let mut j = 0;
     while j < args.n {
         let nr_eff = nr.min(args.n - j);
-        // SAFETY: panel j / nr of packed B exists (the caller packed ceil(n / NR) panels).
-        let b = unsafe { args.b.add((j / nr) * kc * nr) };
+        let (b, b_row) = if nr_eff < nr && !args.b_edge.is_null() {
+            (args.b_edge, nr)
+        } else {
+            // SAFETY: panel j / nr exists (packed, or a full panel of B in place).
+            (unsafe { args.b.add((j / nr) * args.b_panel) }, args.b_row)
+        };
         let mut i = 0;
         while i < args.m {
             let mr_eff = MR.min(args.m - i);
@@ -78,7 +89,7 @@ where
                     prefetch(c.add(r * args.ldc));
                     prefetch(c.add(r * args.ldc + nr_eff - 1));
                 }
-                let acc = tile::<V, MR, NRV>(kc, a, b);
+                let acc = tile::<V, MR, NRV>(kc, a, b, b_row);
                 if mr_eff == MR && nr_eff == nr {
                     store_full::<V, MR, NRV>(&acc, c, args.ldc, args.alpha, args.beta);
                 } else {
@@ -109,17 +120,37 @@ fn prefetch<T>(p: *const T) {
 /// of p (the fixed reduction order that makes results independent of threads).
 ///
 /// # Safety
-/// `a` holds `kc * MR` elements, `b` holds `kc * NRV * LANES`.
+/// `a` holds `kc * MR` elements; `b + p * b_row` holds `NRV * LANES` elements for `p < kc`.
 #[inline(always)]
 unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
     kc: usize,
     a: *const V::Elem,
     b: *const V::Elem,
+    b_row: usize,
 ) -> [[V; NRV]; MR] {
-    let nr = NRV * V::LANES;
     let mut acc = [[V::zero(); NRV]; MR];
     let (mut a, mut b) = (a, b);
-    for _ in 0..kc {
+    // Four depths per iteration (the inner loop unrolls), then the rest one by one; the
+    // summation order is the same either way.
+    for _ in 0..kc / 4 {
+        for u in 0..4 {
+            let mut bv = [V::zero(); NRV];
+            for (v, bv) in bv.iter_mut().enumerate() {
+                // SAFETY: within the packed B panel (depth < kc).
+                *bv = unsafe { V::load(b.add(u * b_row + v * V::LANES)) };
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                // SAFETY: within the packed A panel.
+                let av = V::splat(unsafe { *a.add(u * MR + i) });
+                for (acc, bv) in row.iter_mut().zip(bv.iter()) {
+                    *acc = av.mul_add(*bv, *acc);
+                }
+            }
+        }
+        a = a.wrapping_add(4 * MR);
+        b = b.wrapping_add(4 * b_row);
+    }
+    for _ in 0..kc % 4 {
         let mut bv = [V::zero(); NRV];
         for (v, bv) in bv.iter_mut().enumerate() {
             // SAFETY: within the packed B panel (p < kc).
@@ -134,7 +165,7 @@ unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
         }
         // wrapping_add: after the last step the pointers may leave the buffers (never read).
         a = a.wrapping_add(MR);
-        b = b.wrapping_add(nr);
+        b = b.wrapping_add(b_row);
     }
     acc
 }
@@ -155,15 +186,19 @@ unsafe fn store_full<V: Vector, const MR: usize, const NRV: usize>(
 {
     let alpha_v = V::splat(alpha);
     let beta_v = V::splat(beta);
+    let (zero, one) = (V::Elem::zero(), V::Elem::one());
     for (i, row) in acc.iter().enumerate() {
         for (v, acc) in row.iter().enumerate() {
             // SAFETY: inside the tile.
             unsafe {
                 let p = c.add(i * ldc + v * V::LANES);
-                let out = if beta == V::Elem::zero() {
-                    acc.mul(alpha_v)
-                } else {
-                    acc.mul_add(alpha_v, V::load(p).mul(beta_v))
+                // The special cases give the same bits as the general formula (x * 1 and
+                // fma(x, 1, c) round exactly like x and x + c); they only save instructions.
+                let out = match (alpha == one, beta == zero, beta == one) {
+                    (true, true, _) => *acc,
+                    (_, true, _) => acc.mul(alpha_v),
+                    (true, _, true) => acc.add(V::load(p)),
+                    _ => acc.mul_add(alpha_v, V::load(p).mul(beta_v)),
                 };
                 out.store(p);
             }
@@ -237,7 +272,7 @@ macro_rules! gemm_kernel {
 gemm_kernel!(
     /// f32, 6 x 16 tile (12 ymm accumulators), AVX2+FMA.
     F32Gemm6x16Avx2Fma, f32, crate::simd::F32x8Avx2, mr = 6, nrv = 2,
-    mc = 144, kc = 256, nc = 4080, target_feature = "avx2,fma"
+    mc = 144, kc = 384, nc = 4080, target_feature = "avx2,fma"
 );
 #[cfg(target_arch = "x86_64")]
 gemm_kernel!(

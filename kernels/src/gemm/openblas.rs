@@ -16,55 +16,38 @@ fn i(x: usize) -> i32 {
     x as i32
 }
 
-pub(super) fn sgemm(g: &Gemm<f32>, l: Layout, a: &[f32], b: &[f32], c: &mut [f32]) {
-    if g.m == 0 || g.n == 0 {
-        return;
-    }
-    // SAFETY: `Gemm::validate` checked every slice against its shape and leading dimension.
-    unsafe {
-        cblas::sgemm(
-            cblas::Layout::RowMajor,
-            t(g.trans_a),
-            t(g.trans_b),
-            i(g.m),
-            i(g.n),
-            i(g.k),
-            g.alpha,
-            a,
-            i(l.lda),
-            b,
-            i(l.ldb),
-            g.beta,
-            c,
-            i(l.ldc),
-        )
-    }
+macro_rules! cblas_gemm {
+    ($name:ident, $t:ty, $cblas:path) => {
+        pub(super) fn $name(g: &Gemm<$t>, l: Layout, a: &[$t], b: &[$t], c: &mut [$t]) {
+            if g.m == 0 || g.n == 0 {
+                return;
+            }
+            // SAFETY: `Gemm::validate` checked every slice against its shape and leading
+            // dimension, and `gemm` checked that every size fits in i32.
+            unsafe {
+                $cblas(
+                    cblas::Layout::RowMajor,
+                    t(g.trans_a),
+                    t(g.trans_b),
+                    i(g.m),
+                    i(g.n),
+                    i(g.k),
+                    g.alpha,
+                    a,
+                    i(l.lda),
+                    b,
+                    i(l.ldb),
+                    g.beta,
+                    c,
+                    i(l.ldc),
+                )
+            }
+        }
+    };
 }
 
-pub(super) fn dgemm(g: &Gemm<f64>, l: Layout, a: &[f64], b: &[f64], c: &mut [f64]) {
-    if g.m == 0 || g.n == 0 {
-        return;
-    }
-    // SAFETY: as in `sgemm`.
-    unsafe {
-        cblas::dgemm(
-            cblas::Layout::RowMajor,
-            t(g.trans_a),
-            t(g.trans_b),
-            i(g.m),
-            i(g.n),
-            i(g.k),
-            g.alpha,
-            a,
-            i(l.lda),
-            b,
-            i(l.ldb),
-            g.beta,
-            c,
-            i(l.ldc),
-        )
-    }
-}
+cblas_gemm!(sgemm, f32, cblas::sgemm);
+cblas_gemm!(dgemm, f64, cblas::dgemm);
 
 extern "C" {
     fn openblas_set_num_threads(n: std::os::raw::c_int);

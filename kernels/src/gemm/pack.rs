@@ -30,7 +30,13 @@ pub(super) trait PackElem: Float {
     ///
     /// # Safety
     /// As `interleave` with `n == r`.
-    unsafe fn interleave_simd(_src: *const Self, _ld: usize, _r: usize, _kc: usize, _out: &mut [Self]) -> bool {
+    unsafe fn interleave_simd(
+        _src: *const Self,
+        _ld: usize,
+        _r: usize,
+        _kc: usize,
+        _out: &mut [Self],
+    ) -> bool {
         false
     }
 }
@@ -38,7 +44,13 @@ pub(super) trait PackElem: Float {
 impl PackElem for f64 {}
 
 impl PackElem for f32 {
-    unsafe fn interleave_simd(src: *const f32, ld: usize, r: usize, kc: usize, out: &mut [f32]) -> bool {
+    unsafe fn interleave_simd(
+        src: *const f32,
+        ld: usize,
+        r: usize,
+        kc: usize,
+        out: &mut [f32],
+    ) -> bool {
         #[cfg(target_arch = "x86_64")]
         if matches!(r, 6 | 8 | 16) && crate::simd::Isa::Avx2.supported() {
             // SAFETY: AVX2 is available; the caller's contract covers the reads and
@@ -109,12 +121,20 @@ fn pack<T: PackElem>(
         // Depth-major: each source row is read once, front to back, across all panels, so
         // the hardware prefetcher streams it (panel by panel would touch `kc` rows `ld` apart
         // for every 16 elements and wait on memory latency).
-        for p in 0..kc {
-            let row = &x.data[(depth0 + p) * x.ld + line0..(depth0 + p) * x.ld + line0 + lines];
-            for (q, src) in row.chunks(r).enumerate() {
-                let dst = &mut out[q * kc * r + p * r..q * kc * r + (p + 1) * r];
-                dst[..src.len()].copy_from_slice(src);
-                dst[src.len()..].fill(T::zero());
+        match r {
+            4 => copy_depth_major::<T, 4>(x, line0, lines, depth0, kc, out),
+            6 => copy_depth_major::<T, 6>(x, line0, lines, depth0, kc, out),
+            8 => copy_depth_major::<T, 8>(x, line0, lines, depth0, kc, out),
+            16 => copy_depth_major::<T, 16>(x, line0, lines, depth0, kc, out),
+            _ => {
+                for p in 0..kc {
+                    let start = (depth0 + p) * x.ld + line0;
+                    for (q, src) in x.data[start..start + lines].chunks(r).enumerate() {
+                        let dst = &mut out[q * kc * r + p * r..q * kc * r + (p + 1) * r];
+                        dst[..src.len()].copy_from_slice(src);
+                        dst[src.len()..].fill(T::zero());
+                    }
+                }
             }
         }
         return;
@@ -137,6 +157,35 @@ fn pack<T: PackElem>(
                 16 => interleave::<T, 16>(src, x.ld, n, kc, panel),
                 _ => interleave_any(src, x.ld, r, n, kc, panel),
             }
+        }
+    }
+}
+
+/// The depth-major copy with a compile-time panel width, so full panels copy with fixed-size
+/// moves (a run-time length becomes a `memmove` call per 16 elements).
+fn copy_depth_major<T: Float, const R: usize>(
+    x: Operand<'_, T>,
+    line0: usize,
+    lines: usize,
+    depth0: usize,
+    kc: usize,
+    out: &mut [T],
+) {
+    let full = lines / R;
+    for p in 0..kc {
+        let start = (depth0 + p) * x.ld + line0;
+        let row = &x.data[start..start + lines];
+        for (q, src) in row.chunks_exact(R).enumerate() {
+            let dst: &mut [T; R] = (&mut out[q * kc * R + p * R..q * kc * R + (p + 1) * R])
+                .try_into()
+                .expect("R elements");
+            *dst = src.try_into().expect("R elements");
+        }
+        let rest = &row[full * R..];
+        if !rest.is_empty() {
+            let dst = &mut out[full * kc * R + p * R..full * kc * R + (p + 1) * R];
+            dst[..rest.len()].copy_from_slice(rest);
+            dst[rest.len()..].fill(T::zero());
         }
     }
 }
@@ -192,25 +241,30 @@ unsafe fn interleave_any<T: Float>(
     }
 }
 
+/// Most buffers a thread keeps per cache (nested GEMM calls on one thread each hold one).
+const POOL: usize = 4;
+
 /// Runs `f` on a 64-byte-aligned scratch slice of `len` elements taken from this thread's
-/// cache `tls`. The cache grows to the largest size seen and is reused, so steady-state calls
-/// do not allocate; a re-entrant call on the same thread finds the cache taken and allocates.
+/// pool `tls`. Buffers grow to the largest size seen and are reused, so steady-state calls do
+/// not allocate. A call that runs while another holds a buffer on the same thread (rayon
+/// work-stealing while a GEMM called from a parallel task waits, as convolution does) takes
+/// a second buffer, which is kept too: nesting does not allocate in the steady state either.
 pub(super) fn with_scratch<T: Float, R>(
-    tls: &'static LocalKey<RefCell<Vec<T>>>,
+    tls: &'static LocalKey<RefCell<Vec<Vec<T>>>>,
     len: usize,
     f: impl FnOnce(&mut [T]) -> R,
 ) -> R {
     let pad = 64 / std::mem::size_of::<T>();
-    let mut buf = tls.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let mut buf = tls.with(|pool| pool.borrow_mut().pop()).unwrap_or_default();
     if buf.len() < len + pad {
         buf.resize(len + pad, T::zero());
     }
     let offset = buf.as_ptr().align_offset(64).min(pad);
     let result = f(&mut buf[offset..offset + len]);
-    tls.with(|b| {
-        let mut slot = b.borrow_mut();
-        if slot.capacity() < buf.capacity() {
-            *slot = buf;
+    tls.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < POOL {
+            pool.push(buf);
         }
     });
     result
@@ -222,15 +276,20 @@ mod avx2 {
 
     /// `out[p * r + i] = src[i * ld + p]` for `i < r`, `p < kc`, `r` in {6, 8, 16}: 8 x 8
     /// blocks transposed in registers (eight loads, 24 shuffles, eight stores per 64 values,
-    /// against 128 scalar moves). For `r = 6` two rows are loaded twice and masked out of the
-    /// stores.
+    /// against 128 scalar moves). For `r = 6` two rows are loaded twice and their lanes
+    /// overwritten by the next depth's store.
     ///
     /// # Safety
     /// AVX2 is available; `src` is valid for reads at `i * ld + p` (`i < r`, `p < kc`);
     /// `out` for `kc * r` writes.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn interleave_f32(src: *const f32, ld: usize, r: usize, kc: usize, out: *mut f32) {
-        let mask = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    pub(super) unsafe fn interleave_f32(
+        src: *const f32,
+        ld: usize,
+        r: usize,
+        kc: usize,
+        out: *mut f32,
+    ) {
         let full = kc / 8 * 8;
         for g in (0..r).step_by(8) {
             let rows = (r - g).min(8);
@@ -243,13 +302,20 @@ mod avx2 {
                 // SAFETY: p0 + 8 <= kc, rows < r: inside the caller's block.
                 let t = unsafe { transpose8(ptr.map(|p| _mm256_loadu_ps(p.add(p0)))) };
                 for (q, v) in t.iter().enumerate() {
-                    // SAFETY: (p0 + q) * r + g + rows <= kc * r.
+                    let p = p0 + q;
+                    // SAFETY: a full store writes (p * r + g)..+8, inside `out` when
+                    // rows == 8 or p + 1 < kc (then its two extra lanes land on depth p + 1,
+                    // which the next store overwrites, since depths are stored in order).
+                    // The last depth of a short group goes through a buffer instead of
+                    // `maskstore`, which is slow on AMD.
                     unsafe {
-                        let dst = out.add((p0 + q) * r + g);
-                        if rows == 8 {
+                        let dst = out.add(p * r + g);
+                        if rows == 8 || p + 1 < kc {
                             _mm256_storeu_ps(dst, *v);
                         } else {
-                            _mm256_maskstore_ps(dst, mask, *v);
+                            let mut buf = [0.0f32; 8];
+                            _mm256_storeu_ps(buf.as_mut_ptr(), *v);
+                            std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, rows);
                         }
                     }
                 }

@@ -2,9 +2,11 @@
 //! `loss_i = max(x, 0) - x y + log1p(exp(-|x|))` (PyTorch's `binary_cross_entropy_with_logits`
 //! without weights), with `dloss_i/dx_i = sigmoid(x) - y`.
 
-use super::pointwise::{run, run_reference};
+use super::pointwise::{run, run_reference, Terms};
 use super::Reduction;
 use crate::error::KernelError;
+use crate::simd::math::{exp, log1p_unit};
+use crate::simd::Vector;
 use crate::Backend;
 use num_traits::Float;
 
@@ -36,6 +38,57 @@ fn term<T: Float>(x: T, y: T) -> Option<(T, T)> {
     Some((linear + e.ln_1p(), sigmoid - y))
 }
 
+/// The native terms: vector `exp` and `log1p` of [`crate::simd::math`] (a few ulps, see
+/// there), the scalar [`term`] for a chunk's tail.
+struct Bce;
+
+impl Terms for Bce {
+    #[inline(always)]
+    fn term(&self, x: f32, y: f32) -> Option<(f32, f32)> {
+        term(x, y)
+    }
+
+    #[inline(always)]
+    fn chunk<V: Vector<Elem = f32>>(
+        &self,
+        x: &[f32],
+        y: &[f32],
+        loss: &mut [f32],
+        dloss: &mut [f32],
+    ) -> bool {
+        let n = x.len().min(y.len()).min(loss.len()).min(dloss.len());
+        let mut i = 0;
+        while i + V::LANES <= n {
+            // SAFETY: `i + LANES <= n` elements are readable in `x`, `y` and writable in
+            // `loss`, `dloss`.
+            unsafe {
+                let (l, d) = vector_term(V::load(x.as_ptr().add(i)), V::load(y.as_ptr().add(i)));
+                l.store(loss.as_mut_ptr().add(i));
+                d.store(dloss.as_mut_ptr().add(i));
+            }
+            i += V::LANES;
+        }
+        for j in i..n {
+            (loss[j], dloss[j]) = term(x[j], y[j]).unwrap_or((f32::NAN, f32::NAN));
+        }
+        true
+    }
+}
+
+/// [`term`] on vectors, with the same special cases: the linear part per sign of `x`, and a
+/// factor of exactly 0 kills an infinite logit.
+#[inline(always)]
+fn vector_term<V: Vector<Elem = f32>>(x: V, y: V) -> (V, V) {
+    let (zero, one) = (V::zero(), V::splat(1.0));
+    let e = exp(zero.sub(x.abs()));
+    let neg = x.lt(zero);
+    let a = V::select(neg, zero.sub(x), x);
+    let b = V::select(neg, y, one.sub(y));
+    let linear = V::select(b.eq(zero), zero, a.mul(b));
+    let sigmoid = V::select(neg, e, one).div(one.add(e));
+    (linear.add(log1p_unit(e)), sigmoid.sub(y))
+}
+
 /// Binary cross-entropy of logits `pred` against probabilities `target` (same length; any
 /// value is accepted, usually `0..=1`), reduced by `reduction`; when `grad` is given it receives
 /// `d loss / d pred = (sigmoid(pred) - target) * scale` in the same pass (`scale = 1 / n` for
@@ -57,7 +110,7 @@ pub fn bce_with_logits_loss(
 ) -> Result<f32, KernelError> {
     match backend {
         Backend::Reference => bce_with_logits_loss_reference(pred, target, reduction, grad),
-        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, term),
+        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, Bce),
     }
 }
 

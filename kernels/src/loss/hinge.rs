@@ -1,7 +1,7 @@
 //! Hinge loss for binary classification: `loss_i = max(0, 1 - y x)`, with
 //! `dloss_i/dx_i = -y` where `1 - y x > 0` and 0 elsewhere (the subgradient 0 at the kink).
 
-use super::pointwise::{run, run_reference};
+use super::pointwise::{run, run_reference, Scalar};
 use super::Reduction;
 use crate::error::KernelError;
 use crate::Backend;
@@ -48,7 +48,7 @@ pub fn hinge_loss(
 ) -> Result<f32, KernelError> {
     match backend {
         Backend::Reference => hinge_loss_reference(pred, target, reduction, grad),
-        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, term),
+        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, Scalar(term)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Mean squared error: `loss_i = (pred_i - target_i)^2`, `dloss_i/dpred_i = 2 (pred_i - target_i)`.
 
-use super::pointwise::{run, run_reference};
+use super::pointwise::{run, run_reference, Scalar};
 use super::Reduction;
 use crate::error::KernelError;
 use crate::Backend;
@@ -29,7 +29,7 @@ pub fn mse_loss(
 ) -> Result<f32, KernelError> {
     match backend {
         Backend::Reference => mse_loss_reference(pred, target, reduction, grad),
-        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, term),
+        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, Scalar(term)),
     }
 }
 

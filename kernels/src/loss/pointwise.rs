@@ -8,7 +8,48 @@
 
 use super::Reduction;
 use crate::error::{check_len, check_min_len, KernelError};
+use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use rayon::prelude::*;
+
+/// Elements per chunk handed to [`Terms::chunk`] (a multiple of every vector width).
+const CHUNK: usize = 64;
+
+/// The per-element terms of a loss.
+pub(crate) trait Terms: Sync {
+    /// `(loss_i, dloss_i / dpred_i)` of one element, or `None` for an invalid target.
+    fn term(&self, x: f32, y: f32) -> Option<(f32, f32)>;
+
+    /// The terms of a chunk of at most [`CHUNK`] elements into `loss` and `dloss` (same
+    /// lengths); `false` if a target is invalid. The default maps [`Terms::term`]; a loss
+    /// overrides it with vector code.
+    #[inline(always)]
+    fn chunk<V: Vector<Elem = f32>>(
+        &self,
+        x: &[f32],
+        y: &[f32],
+        loss: &mut [f32],
+        dloss: &mut [f32],
+    ) -> bool {
+        let mut ok = true;
+        for (((&x, &y), l), d) in x.iter().zip(y).zip(loss).zip(dloss) {
+            match self.term(x, y) {
+                Some((lv, dv)) => (*l, *d) = (lv, dv),
+                None => ok = false,
+            }
+        }
+        ok
+    }
+}
+
+/// A loss given by its scalar term alone.
+pub(crate) struct Scalar<F>(pub(crate) F);
+
+impl<F: Fn(f32, f32) -> Option<(f32, f32)> + Sync> Terms for Scalar<F> {
+    #[inline(always)]
+    fn term(&self, x: f32, y: f32) -> Option<(f32, f32)> {
+        (self.0)(x, y)
+    }
+}
 
 /// Most blocks of one call (the partial sums live in a stack array).
 const BLOCKS: usize = 64;
@@ -17,16 +58,15 @@ const BLOCK_MIN: usize = 1 << 14;
 /// Below this many elements the loss runs on the calling thread.
 const PARALLEL_MIN: usize = 1 << 16;
 
-/// Runs `term(pred[i], target[i]) -> Some((loss_i, dloss_i/dpred_i))` over all elements,
-/// writing `grad[i] = dloss_i * scale` (if `grad` is given; `scale` is `1 / n` for the mean)
-/// and returning the reduced loss. `term` returns `None` for an invalid target, which becomes
-/// an error naming `target` (the gradient may then be partially written).
+/// Runs the loss's terms over all elements, writing `grad[i] = dloss_i * scale` (if `grad`
+/// is given; `scale` is `1 / n` for the mean) and returning the reduced loss. An invalid
+/// target becomes an error naming `target` (the gradient may then be partially written).
 pub(crate) fn run(
     pred: &[f32],
     target: &[f32],
     reduction: Reduction,
     grad: Option<&mut [f32]>,
-    term: impl Fn(f32, f32) -> Option<(f32, f32)> + Sync,
+    terms: impl Terms,
 ) -> Result<f32, KernelError> {
     let n = pred.len();
     check_len("target", n, target.len())?;
@@ -40,11 +80,18 @@ pub(crate) fn run(
     let block = BLOCK_MIN.max(n.div_ceil(BLOCKS));
     let blocks = n.div_ceil(block);
     let mut partial = [0.0f64; BLOCKS];
+    let isa = Isa::active();
     let one = |b: usize, sum: &mut f64, grad: Option<&mut [f32]>| {
         let range = b * block..n.min((b + 1) * block);
-        block_sum(&pred[range.clone()], &target[range], grad, scale, &term)
-            .map(|s| *sum = s)
-            .ok_or(())
+        let (pred, target) = (&pred[range.clone()], &target[range]);
+        let job = BlockSum {
+            pred,
+            target,
+            grad,
+            scale,
+            terms: &terms,
+        };
+        dispatch(isa, job).map(|s| *sum = s).ok_or(())
     };
     let failed = match grad {
         Some(g) if n >= PARALLEL_MIN => partial[..blocks]
@@ -70,7 +117,7 @@ pub(crate) fn run(
         let index = pred
             .iter()
             .zip(target)
-            .position(|(&x, &y)| term(x, y).is_none())
+            .position(|(&x, &y)| terms.term(x, y).is_none())
             .unwrap_or(0);
         return Err(KernelError::InvalidParam {
             arg: "target",
@@ -87,31 +134,40 @@ pub(crate) fn run(
     })
 }
 
-/// One block: the f64 sum of its losses (`None` on an invalid target).
-#[inline]
-fn block_sum(
-    pred: &[f32],
-    target: &[f32],
-    grad: Option<&mut [f32]>,
+/// One block: the f64 sum of its losses (`None` on an invalid target), the gradient written.
+struct BlockSum<'a, T> {
+    pred: &'a [f32],
+    target: &'a [f32],
+    grad: Option<&'a mut [f32]>,
     scale: f32,
-    term: &impl Fn(f32, f32) -> Option<(f32, f32)>,
-) -> Option<f64> {
-    let mut acc = [0.0f64; 4];
-    match grad {
-        Some(grad) => {
-            for (i, ((&x, &y), g)) in pred.iter().zip(target).zip(grad).enumerate() {
-                let (l, d) = term(x, y)?;
+    terms: &'a T,
+}
+
+impl<T: Terms> SimdFn<f32> for BlockSum<'_, T> {
+    type Output = Option<f64>;
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) -> Option<f64> {
+        let mut acc = [0.0f64; 4];
+        let (mut loss, mut dloss) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
+        let mut grad = self.grad;
+        let chunks = self.pred.chunks(CHUNK).zip(self.target.chunks(CHUNK));
+        for (c, (x, y)) in chunks.enumerate() {
+            let (loss, dloss) = (&mut loss[..x.len()], &mut dloss[..x.len()]);
+            if !self.terms.chunk::<V>(x, y, loss, dloss) {
+                return None;
+            }
+            // CHUNK is a multiple of 4, so element i always lands in acc[i % 4].
+            for (i, &l) in loss.iter().enumerate() {
                 acc[i % 4] += l as f64;
-                *g = d * scale;
+            }
+            if let Some(g) = grad.as_deref_mut() {
+                for (g, &d) in g[c * CHUNK..][..x.len()].iter_mut().zip(dloss.iter()) {
+                    *g = d * self.scale;
+                }
             }
         }
-        None => {
-            for (i, (&x, &y)) in pred.iter().zip(target).enumerate() {
-                acc[i % 4] += term(x, y)?.0 as f64;
-            }
-        }
+        Some((acc[0] + acc[1]) + (acc[2] + acc[3]))
     }
-    Some((acc[0] + acc[1]) + (acc[2] + acc[3]))
 }
 
 /// The reference driver: the same contract as [`run`], a plain loop in `T`.

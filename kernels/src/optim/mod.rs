@@ -24,8 +24,8 @@
 //! caller's rayon pool; every element is updated by the same arithmetic whatever the split,
 //! so results are bitwise identical for any thread count. Nothing allocates.
 //!
-//! [`reference`] holds the same equations as plain loops generic over `Float` (run in f64 as
-//! the ground truth of the tests).
+//! [`reference`](mod@reference) holds the same equations as plain loops generic over
+//! `Float` (run in f64 as the ground truth of the tests).
 
 mod driver;
 pub mod reference;

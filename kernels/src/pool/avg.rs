@@ -9,7 +9,8 @@
 //! added into each covered `dx` row, so each `dx` cell sums its terms in a fixed order. Rows
 //! wider than the stack buffers take the direct per-window loops.
 
-use super::{block_starts, for_planes, Pool2dParams, BLOCK};
+use super::rowops::{add_into, block_starts, set_sum, BLOCK};
+use super::{for_planes, Pool2dParams};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 
 /// Longest padded row (`w + 2 * pad_w`) the separable path handles.
@@ -125,10 +126,13 @@ fn horizontal(p: &Pool2dParams, row: &[f32], inv: &[f32], y: &mut [f32]) {
         for j in block_starts(y.len()) {
             let inv = (&inv[j..][..BLOCK]).try_into().expect("BLOCK scales");
             let out = (&mut y[j..][..BLOCK]).try_into().expect("BLOCK outputs");
-            if sw == 1 {
-                horizontal_block::<1>(&row[j..], kw, inv, out);
-            } else {
-                horizontal_block::<2>(&row[2 * j..], kw, inv, out);
+            // Literal kernel widths let the compiler unroll the common cases.
+            match (sw, kw) {
+                (1, 3) => horizontal_block::<1>(&row[j..], 3, inv, out),
+                (1, _) => horizontal_block::<1>(&row[j..], kw, inv, out),
+                (_, 2) => horizontal_block::<2>(&row[2 * j..], 2, inv, out),
+                (_, 3) => horizontal_block::<2>(&row[2 * j..], 3, inv, out),
+                _ => horizontal_block::<2>(&row[2 * j..], kw, inv, out),
             }
         }
         return;
@@ -186,49 +190,6 @@ impl Scales {
             }
         }
         &self.inv[..p.ow]
-    }
-}
-
-/// `dst[i] = a[i] + b[i]`, where an empty `a` or `b` stands for zeros (so this also copies
-/// and zero-fills, inline, without a libc call per short row).
-#[inline(always)]
-fn set_sum<V: Vector<Elem = f32>>(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    let n = dst.len();
-    let (a, b) = (&a[..n.min(a.len())], &b[..n.min(b.len())]);
-    let get = |s: &[f32], i: usize| {
-        if s.is_empty() {
-            V::zero()
-        } else {
-            // SAFETY: a non-empty `s` holds `n` elements and the caller has `i + LANES <= n`.
-            unsafe { V::load(s.as_ptr().add(i)) }
-        }
-    };
-    let mut i = 0;
-    while i + V::LANES <= n {
-        // SAFETY: `i + LANES <= n` elements of `dst` are writable.
-        unsafe { get(a, i).add(get(b, i)).store(dst.as_mut_ptr().add(i)) };
-        i += V::LANES;
-    }
-    for (j, d) in dst.iter_mut().enumerate().skip(i) {
-        *d = a.get(j).copied().unwrap_or(0.0) + b.get(j).copied().unwrap_or(0.0);
-    }
-}
-
-/// `acc[i] += src[i]` in vectors (same length).
-#[inline(always)]
-fn add_into<V: Vector<Elem = f32>>(acc: &mut [f32], src: &[f32]) {
-    let n = acc.len().min(src.len());
-    let mut i = 0;
-    while i + V::LANES <= n {
-        // SAFETY: `i + LANES <= n` elements are readable in `src` and writable in `acc`.
-        unsafe {
-            let a = V::load(acc.as_ptr().add(i)).add(V::load(src.as_ptr().add(i)));
-            a.store(acc.as_mut_ptr().add(i));
-        }
-        i += V::LANES;
-    }
-    for (a, s) in acc[i..n].iter_mut().zip(&src[i..n]) {
-        *a += s;
     }
 }
 

@@ -1,11 +1,13 @@
 //! Native max pooling. The common 2x2 stride-2 unpadded case has its own loop over blocks of
 //! 8 outputs: each output reads its four cells with branch-free selects, on fixed-size arrays
-//! the compiler vectorises inside the ISA's target-feature function (the `Vector` trait has no
-//! compare or shuffle), and its backward writes every `dx` cell once, with no separate zero
-//! fill. Other shapes take the general loop over clipped windows.
+//! the compiler vectorises inside the ISA's target-feature function (`Vector` has no integer
+//! lanes for the argmax nor strided loads), and its backward writes every `dx` cell once, with no separate zero
+//! fill. Strides 1 and 2 with at least 8 outputs per row take the blocked loop of
+//! `max_blocked.rs`; other shapes the general loop over clipped windows.
 
 use super::reference::out_of_window;
-use super::{block_starts, for_planes, for_planes2, Pool2dParams, BLOCK};
+use super::rowops::{block_starts, BLOCK};
+use super::{for_planes, for_planes2, max_blocked, Pool2dParams};
 use crate::error::KernelError;
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 
@@ -19,11 +21,17 @@ pub(super) fn forward(p: &Pool2dParams, x: &[f32], y: &mut [f32], argmax: &mut [
     let isa = Isa::active();
     let (inp, outp) = (p.in_plane(), p.out_plane());
     let work = inp + 2 * outp;
-    let _ = for_planes2(p.planes(), work, y, outp, argmax, outp, |first, y, arg| {
-        let x = &x[first * inp..];
-        dispatch(isa, Forward { p, x, y, arg });
-        Ok(())
-    });
+    let _ = for_planes2(
+        p.planes(),
+        work,
+        (y, outp),
+        (argmax, outp),
+        |first, y, arg| {
+            let x = &x[first * inp..];
+            dispatch(isa, Forward { p, x, y, arg });
+            Ok(())
+        },
+    );
 }
 
 /// Backward over all planes (arguments already validated).
@@ -43,7 +51,7 @@ pub(super) fn backward(
 
 /// `(m, k)` updated with cell `v` at offset `at`: PyTorch's rule, greater or NaN wins.
 #[inline(always)]
-fn take(m: f32, k: u32, v: f32, at: u32) -> (f32, u32) {
+pub(super) fn take(m: f32, k: u32, v: f32, at: u32) -> (f32, u32) {
     // `|`, not `||`: no branch, so blocks of it vectorise.
     let wins = (v > m) | v.is_nan();
     (if wins { v } else { m }, if wins { at } else { k })
@@ -66,10 +74,18 @@ impl SimdFn<f32> for Forward<'_> {
             .y
             .chunks_exact_mut(outp)
             .zip(self.arg.chunks_exact_mut(outp));
+        let blocked = !is_2x2_s2(p) && max_blocked::applies(p);
+        let mut buf = if blocked {
+            Some(max_blocked::plane_buffer())
+        } else {
+            None
+        };
         for (i, (y, arg)) in planes.enumerate() {
             let x = &self.x[i * inp..][..inp];
             if is_2x2_s2(p) {
                 forward_2x2_s2(p, x, y, arg);
+            } else if let Some(buf) = &mut buf {
+                max_blocked::forward_plane::<V>(p, x, buf, y, arg);
             } else {
                 forward_general(p, x, y, arg);
             }

@@ -38,12 +38,14 @@
 //! Threads: work is split over whole `(n, c)` planes, so every output is computed by one thread
 //! in a fixed order: results are bitwise identical for any pool size. Small inputs stay on the
 //! calling thread. `Backend::OpenBlas` (OpenBLAS has no pooling) runs the native path;
-//! `Backend::Reference` the plain loops of [`reference`].
+//! `Backend::Reference` the plain loops of [`mod@reference`].
 
 mod avg;
 mod global;
 mod max;
+mod max_blocked;
 pub mod reference;
+mod rowops;
 
 pub use global::{global_avg_pool2d_backward, global_avg_pool2d_forward};
 pub use reference::{
@@ -235,17 +237,6 @@ fn check_io(
     check_min_len(out_name, p.output_len(), out_len)
 }
 
-/// Outputs per block of the vectorised row loops (max 2x2 fast path, average horizontal pass). A row is covered by blocks at 0, 8, 16, ... and
-/// a last block ending at the row's end, overlapping the one before (recomputing an output
-/// writes the same values), so short rows like MNIST's 13 outputs need no scalar tail.
-pub(crate) const BLOCK: usize = 8;
-
-/// Starts of the blocks covering `0..len` (`len >= BLOCK`), the last one ending at `len`.
-#[inline(always)]
-pub(crate) fn block_starts(len: usize) -> impl Iterator<Item = usize> {
-    (0..len.div_ceil(BLOCK)).map(move |b| (b * BLOCK).min(len - BLOCK))
-}
-
 /// Below this many elements moved per call, a pooling runs on the calling thread.
 const PARALLEL_MIN_ELEMS: usize = 1 << 16;
 /// Aim for tasks of about this many elements, so rayon's per-task cost stays small.
@@ -261,30 +252,27 @@ fn planes_per_task(planes: usize, elems_per_plane: usize) -> Option<usize> {
 }
 
 /// Runs `f(first_plane, a_chunk, b_chunk)` over chunks of whole planes of two outputs `a`
-/// (`a_plane` elements per plane) and `b` (`b_plane`), in parallel for big work.
+/// (`a_plane > 0` elements per plane) and `b` (`b_plane > 0`), in parallel for big work.
 fn for_planes2<A: Send, B: Send>(
     planes: usize,
     work_per_plane: usize,
-    a: &mut [A],
-    a_plane: usize,
-    b: &mut [B],
-    b_plane: usize,
+    (a, a_plane): (&mut [A], usize),
+    (b, b_plane): (&mut [B], usize),
     f: impl Fn(usize, &mut [A], &mut [B]) -> Result<(), KernelError> + Sync,
 ) -> Result<(), KernelError> {
     let (a, b) = (&mut a[..planes * a_plane], &mut b[..planes * b_plane]);
     match planes_per_task(planes, work_per_plane) {
         None => f(0, a, b),
-        Some(k) if a_plane > 0 && b_plane > 0 => a
+        Some(k) => a
             .par_chunks_mut(k * a_plane)
             .zip(b.par_chunks_mut(k * b_plane))
             .enumerate()
             .try_for_each(|(i, (a, b))| f(i * k, a, b)),
-        Some(_) => f(0, a, b),
     }
 }
 
-/// Runs `f(first_plane, chunk)` over chunks of whole planes of `out` (`out_plane` elements per
-/// plane), in parallel for big work.
+/// Runs `f(first_plane, chunk)` over chunks of whole planes of `out` (`out_plane > 0`
+/// elements per plane), in parallel for big work.
 fn for_planes<A: Send>(
     planes: usize,
     work_per_plane: usize,
@@ -292,16 +280,14 @@ fn for_planes<A: Send>(
     out_plane: usize,
     f: impl Fn(usize, &mut [A]) -> Result<(), KernelError> + Sync,
 ) -> Result<(), KernelError> {
-    let mut none: [(); 0] = [];
-    for_planes2(
-        planes,
-        work_per_plane,
-        out,
-        out_plane,
-        &mut none,
-        0,
-        |i, a, _| f(i, a),
-    )
+    let out = &mut out[..planes * out_plane];
+    match planes_per_task(planes, work_per_plane) {
+        None => f(0, out),
+        Some(k) => out
+            .par_chunks_mut(k * out_plane)
+            .enumerate()
+            .try_for_each(|(i, chunk)| f(i * k, chunk)),
+    }
 }
 
 /// Max pooling forward: `y` gets the maximum of each window and `argmax` the offset of the

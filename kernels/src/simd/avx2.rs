@@ -24,7 +24,7 @@ macro_rules! avx2_vector {
      add = $add:ident, sub = $sub:ident, mul = $mul:ident, div = $div:ident, fmadd = $fmadd:ident,
      max = $max:ident, min = $min:ident, cmp = $cmp:ident, blend = $blend:ident,
      and = $and:ident, or = $or:ident, andnot = $andnot:ident,
-     cast_i = $cast_i:ident, cast_f = $cast_f:ident, slli = $slli:ident,
+     cast_i = $cast_i:ident, cast_f = $cast_f:ident, slli = $slli:ident, stream = $stream:ident,
      magic = $magic:expr, shift = $shift:expr) => {
         impl Vector for $name {
             type Elem = $t;
@@ -48,6 +48,17 @@ macro_rules! avx2_vector {
             unsafe fn store(self, ptr: *mut $t) {
                 // SAFETY: the caller guarantees LANES writable elements; unaligned store.
                 unsafe { $storeu(ptr, self.0) }
+            }
+            #[inline(always)]
+            unsafe fn store_stream(self, ptr: *mut $t) {
+                // SAFETY: the caller guarantees LANES writable elements at a 32-byte aligned
+                // address (vmovntps requires the alignment).
+                unsafe { $stream(ptr, self.0) }
+            }
+            #[inline(always)]
+            fn stream_fence() {
+                // SAFETY: SSE is part of x86-64.
+                unsafe { _mm_sfence() }
             }
             #[inline(always)]
             fn add(self, b: Self) -> Self {
@@ -186,6 +197,7 @@ avx2_vector!(
     cast_i = _mm256_castps_si256,
     cast_f = _mm256_castsi256_ps,
     slli = _mm256_slli_epi32,
+    stream = _mm256_stream_ps,
     magic = 127.0 + 12_582_912.0,
     shift = 23
 );
@@ -213,6 +225,7 @@ avx2_vector!(
     cast_i = _mm256_castpd_si256,
     cast_f = _mm256_castsi256_pd,
     slli = _mm256_slli_epi64,
+    stream = _mm256_stream_pd,
     magic = 1023.0 + 6_755_399_441_055_744.0,
     shift = 52
 );

@@ -4,7 +4,7 @@
 //! NaN (NaN in, NaN out). The polynomial coefficients were fitted for this crate (Chebyshev
 //! fits in `mpmath`, linearized least-squares rational fits for `tanh` and `erf`). Maximum errors,
 //! measured against f64 `std` over a sweep of the whole f32 range on every ISA (see
-//! `kernels/tests/activation.rs`, which enforces them):
+//! `kernels/tests/simd_math.rs`, which enforces them):
 //!
 //! | function | max error (`e` = `f32::EPSILON * |exact|`) |
 //! |---|---|
@@ -13,6 +13,7 @@
 //! | `tanh` | `3.5 e` (4.2e-7 relative) |
 //! | `sigmoid` | `2.0 e` (2.4e-7 relative); subnormal results 1.4e-45 absolute |
 //! | `erf` | 3.5e-7 absolute; `3 e` relative for `|x| < 0.5` |
+//! | `normal_cdf` | 2e-7 absolute; exactly 0 and 1 beyond `|x| = 4 sqrt 2` |
 //! | `log1p_unit` | `2.0 e` relative, 2.8e-45 absolute, for `y` in `[0, 1]` |
 //!
 //! Infinite results are exact (`exp` overflows to `inf` exactly when the true value does).
@@ -26,18 +27,38 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
-/// `(e^r - 1 - r) / r^2` on `[-ln2/2, ln2/2]`, highest degree first (relative error of the
+/// `(e^r - 1 - r) / r^2` on `[-ln2/2, ln2/2]`, lowest degree first (relative error of the
 /// resulting `e^r` below 3e-8).
 const EXPM1_Q: [f32; 5] = [
-    0.001_392_617_6,
-    0.008_363_173,
-    0.041_666_555,
-    0.166_665_77,
     0.5,
+    0.166_665_77,
+    0.041_666_555,
+    0.008_363_173,
+    0.001_392_617_6,
 ];
 
-/// `(2 atanh(s) - 2s) / s^3` as a polynomial in `s^2` on `s^2 in [0, 1/9]`, highest first.
-const LOG1P_R: [f32; 4] = [0.268_515, 0.282_366_2, 0.400_075_6, 0.666_666_4];
+/// `(2 atanh(s) - 2s) / s^3` as a polynomial in `s^2` on `s^2 in [0, 1/9]`, lowest first.
+const LOG1P_R: [f32; 4] = [0.666_666_4, 0.400_075_6, 0.282_366_2, 0.268_515];
+
+/// `Phi(x) - 1/2 = erf(x / sqrt 2) / 2 = x P(x^2) / Q(x^2)` on `[-4 sqrt 2, 4 sqrt 2]`: the erf
+/// fit with `1/2` and `1/sqrt 2` folded into the coefficients, lowest degree first.
+const PHI_P: [f32; 7] = [
+    0.398_942_3,
+    0.032_654_09,
+    0.004_805_385,
+    1.699e-4,
+    8.488_705e-6,
+    5.323_425e-8,
+    -7.655_607e-11,
+];
+const PHI_Q: [f32; 6] = [
+    1.0,
+    0.248_518_42,
+    0.028_464_815,
+    0.001_933_500_3,
+    8.203_611e-5,
+    2.011_599_5e-6,
+];
 
 /// `tanh(x) = x P(x^2) / Q(x^2)` on `[0, 9]` (fit relative error 6.4e-8), lowest first.
 const TANH_P: [f32; 6] = [
@@ -74,22 +95,14 @@ fn s<V: Vector<Elem = f32>>(c: f32) -> V {
     V::splat(c)
 }
 
-/// Horner evaluation, coefficients highest degree first.
+/// Polynomial with coefficients lowest degree first, by Horner's rule: `N - 1` FMAs, the
+/// fewest operations (these loops are bound by FMA throughput, not latency: measured, an
+/// Estrin scheme's extra multiplies cost more than its shorter chains gain).
 #[inline(always)]
-fn horner<V: Vector<Elem = f32>>(x: V, c: &[f32]) -> V {
-    let mut acc = s::<V>(c[0]);
-    for &ci in &c[1..] {
-        acc = acc.mul_add(x, s(ci));
-    }
-    acc
-}
-
-/// Horner evaluation, coefficients lowest degree first.
-#[inline(always)]
-fn horner_low<V: Vector<Elem = f32>>(x: V, c: &[f32]) -> V {
-    let mut acc = s::<V>(c[c.len() - 1]);
-    for &ci in c[..c.len() - 1].iter().rev() {
-        acc = acc.mul_add(x, s(ci));
+fn poly<V: Vector<Elem = f32>, const N: usize>(x: V, c: &[f32; N]) -> V {
+    let mut acc = s::<V>(c[N - 1]);
+    for i in (0..N - 1).rev() {
+        acc = acc.mul_add(x, s(c[i]));
     }
     acc
 }
@@ -105,19 +118,20 @@ fn reduce_expm1<V: Vector<Elem = f32>>(x: V) -> (V, V) {
     let n = x.mul_add(s(LOG2E), s(ROUNDER)).sub(s(ROUNDER));
     let r = n.mul_add(s(-LN2_HI), x);
     let r = n.mul_add(s(-LN2_LO), r);
-    let em1 = r.mul(r).mul_add(horner(r, &EXPM1_Q), r);
+    let em1 = r.mul(r).mul_add(poly(r, &EXPM1_Q), r);
     (n, em1)
 }
 
-/// `p * 2^n` for integer-valued `n` in `[-152, 130]`: `2^n` in two exact factors, the first
-/// `n` clamped to the normal range and the second the (small) rest, so that the last
-/// multiply rounds once into the subnormals, or overflows to infinity exactly when the true
-/// result does.
+/// `e^x = (1 + em1) 2^n` from [`reduce_expm1`]'s parts, for integer-valued `n` in
+/// `[-152, 130]`: `2^n` in two exact factors, the first `n` clamped to the normal range and
+/// the second the (small) rest, so that the last multiply rounds once into the subnormals,
+/// or overflows to infinity exactly when the true result does. The `1 +` is fused into the
+/// first scaling (one rounding instead of two).
 #[inline(always)]
-fn scale_pow2<V: Vector<Elem = f32>>(p: V, n: V) -> V {
+fn exp_parts<V: Vector<Elem = f32>>(n: V, em1: V) -> V {
     let n1 = n.at_least(s(-126.0)).at_most(s(127.0));
-    let n2 = n.sub(n1);
-    p.mul(n1.pow2i()).mul(n2.pow2i())
+    let s1 = n1.pow2i();
+    em1.mul_add(s1, s1).mul(n.sub(n1).pow2i())
 }
 
 /// `e^x`. Overflows to `+inf` above 88.72, underflows through the subnormals to `+0` below
@@ -125,10 +139,21 @@ fn scale_pow2<V: Vector<Elem = f32>>(p: V, n: V) -> V {
 #[inline(always)]
 pub(crate) fn exp<V: Vector<Elem = f32>>(x: V) -> V {
     // Beyond these bounds the result is already 0 or inf; clamping keeps `n` in range
-    // (`max`/`min` propagate NaN).
+    // (NaN stays NaN).
     let xc = x.at_least(s(-104.0)).at_most(s(89.0));
     let (n, em1) = reduce_expm1(xc);
-    scale_pow2(em1.add(s(1.0)), n)
+    exp_parts(n, em1)
+}
+
+/// `e^x` for `x <= 0` (or NaN; positive inputs give unspecified values): [`exp`] without the
+/// overflow-side clamps, for softmax, sigmoid, softplus and the normal density, whose
+/// arguments are never positive. Same accuracy as [`exp`].
+#[inline(always)]
+pub(crate) fn exp_nonpos<V: Vector<Elem = f32>>(x: V) -> V {
+    let (n, em1) = reduce_expm1(x.at_least(s(-104.0)));
+    let n1 = n.at_least(s(-126.0));
+    let s1 = n1.pow2i();
+    em1.mul_add(s1, s1).mul(n.sub(n1).pow2i())
 }
 
 /// `e^x - 1` without cancellation near 0. `expm1(-inf) = -1`, `expm1(+inf) = inf`, `-0` and
@@ -140,7 +165,7 @@ pub(crate) fn expm1<V: Vector<Elem = f32>>(x: V) -> V {
     let (n, em1) = reduce_expm1(xc);
     // n == 0: the reduced value is the answer (|x| <= ln2/2); otherwise |result| >= 0.29 and
     // 2^n (e^r) - 1 loses at most a bit.
-    let big = scale_pow2(em1.add(s(1.0)), n).sub(s(1.0));
+    let big = exp_parts(n, em1).sub(s(1.0));
     let y = V::select(n.eq(V::zero()), em1, big);
     // Tiny inputs (and -0) are their own expm1; the polynomial would lose the sign of -0.
     V::select(x.abs().lt(s(1.0e-10)), x, y)
@@ -158,8 +183,8 @@ fn sign_bit<V: Vector<Elem = f32>>(x: V) -> V {
 pub(crate) fn tanh<V: Vector<Elem = f32>>(x: V) -> V {
     let a = x.abs().at_most(s(9.0));
     let t = a.mul(a);
-    let p = horner_low(t, &TANH_P);
-    let q = horner_low(t, &TANH_Q);
+    let p = poly(t, &TANH_P);
+    let q = poly(t, &TANH_Q);
     a.mul(p).div(q).at_most(s(1.0)).or(sign_bit(x))
 }
 
@@ -168,7 +193,7 @@ pub(crate) fn tanh<V: Vector<Elem = f32>>(x: V) -> V {
 /// results of large negative `x`. `sigmoid(-inf) = 0`, `sigmoid(inf) = 1`, NaN propagates.
 #[inline(always)]
 pub(crate) fn sigmoid<V: Vector<Elem = f32>>(x: V) -> V {
-    let e = exp(V::zero().sub(x.abs()));
+    let e = exp_nonpos(V::zero().sub(x.abs()));
     let num = V::select(x.lt(V::zero()), e, s(1.0));
     num.div(e.add(s(1.0)))
 }
@@ -179,9 +204,24 @@ pub(crate) fn sigmoid<V: Vector<Elem = f32>>(x: V) -> V {
 pub(crate) fn erf<V: Vector<Elem = f32>>(x: V) -> V {
     let xc = x.at_least(s(-4.0)).at_most(s(4.0));
     let t = xc.mul(xc);
-    let p = horner_low(t, &ERF_P);
-    let q = horner_low(t, &ERF_Q);
+    let p = poly(t, &ERF_P);
+    let q = poly(t, &ERF_Q);
     xc.mul(p.div(q)).at_least(s(-1.0)).at_most(s(1.0))
+}
+
+/// The standard normal CDF `Phi(x) = (1 + erf(x / sqrt 2)) / 2`, from the erf fit with the
+/// scalings folded in (two operations fewer than through [`erf`]); absolute error below
+/// 2e-7, NaN propagates.
+#[inline(always)]
+pub(crate) fn normal_cdf<V: Vector<Elem = f32>>(x: V) -> V {
+    let lim = s(5.656_854);
+    let xc = x.at_least(V::zero().sub(lim)).at_most(lim);
+    let t = xc.mul(xc);
+    let r = poly(t, &PHI_P).div(poly(t, &PHI_Q));
+    let p = xc.mul_add(r, s(0.5)).at_least(V::zero()).at_most(s(1.0));
+    // Beyond the fit, exactly 0 or 1 (the limits GELU's -inf and its gradient rely on).
+    let tail = V::zero().lt(x).and(s(1.0));
+    V::select(lim.lt(x.abs()), tail, p)
 }
 
 /// `ln(1 + y)` for `y` in `[0, 1]` (the range softplus needs), as `2 atanh(y / (2 + y))`:
@@ -190,7 +230,7 @@ pub(crate) fn erf<V: Vector<Elem = f32>>(x: V) -> V {
 pub(crate) fn log1p_unit<V: Vector<Elem = f32>>(y: V) -> V {
     let z = y.div(y.add(s(2.0)));
     let z2 = z.mul(z);
-    let r = horner(z2, &LOG1P_R);
+    let r = poly(z2, &LOG1P_R);
     z.mul(z2).mul_add(r, z.add(z))
 }
 
@@ -207,6 +247,8 @@ pub enum MathFn {
     Sigmoid,
     /// `erf x`.
     Erf,
+    /// The standard normal CDF `(1 + erf(x / sqrt 2)) / 2`.
+    NormalCdf,
     /// `ln(1 + x)` for `x` in `[0, 1]` (outside that range the result is unspecified).
     Log1pUnit,
 }
@@ -236,6 +278,7 @@ pub fn eval(f: MathFn, x: &[f32], y: &mut [f32]) -> Result<(), crate::KernelErro
         MathFn::Tanh => run!(tanh),
         MathFn::Sigmoid => run!(sigmoid),
         MathFn::Erf => run!(erf),
+        MathFn::NormalCdf => run!(normal_cdf),
         MathFn::Log1pUnit => run!(log1p_unit),
     }
     Ok(())

@@ -138,6 +138,20 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     /// # Safety
     /// `ptr` is valid for `LANES` writes.
     unsafe fn store(self, ptr: *mut Self::Elem);
+    /// Stores with a non-temporal hint where the ISA has one (AVX2 `vmovntps`): the line goes
+    /// to memory without being read first or kept in cache, for outputs too large to stay
+    /// cached. Elsewhere a plain store. Follow a run of these with [`Vector::stream_fence`].
+    ///
+    /// # Safety
+    /// `ptr` is valid for `LANES` writes and aligned to `size_of::<Self>()`.
+    #[inline(always)]
+    unsafe fn store_stream(self, ptr: *mut Self::Elem) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.store(ptr) }
+    }
+    /// Orders earlier streaming stores before later stores (AVX2 `sfence`); a no-op elsewhere.
+    #[inline(always)]
+    fn stream_fence() {}
     fn add(self, b: Self) -> Self;
     fn sub(self, b: Self) -> Self;
     fn mul(self, b: Self) -> Self;
@@ -153,7 +167,8 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     fn reduce_sum(self) -> Self::Elem;
     /// The largest lane; NaN if any lane is NaN.
     fn reduce_max(self) -> Self::Elem;
-    /// `max(self, lo)` for a non-NaN `lo`, one instruction: NaN lanes of `self` stay NaN.
+    /// `max(self, lo)`, one instruction: NaN lanes of `self` stay NaN (where `lo` is NaN and
+    /// `self` is not, either lane may result).
     fn at_least(self, lo: Self) -> Self;
     /// `min(self, hi)` for a non-NaN `hi`, one instruction: NaN lanes of `self` stay NaN.
     fn at_most(self, hi: Self) -> Self;
