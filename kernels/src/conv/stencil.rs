@@ -180,7 +180,7 @@ impl<const Q: usize> SimdFn<f32> for Sweep<'_, Q> {
         // Column stride > 1: de-interleave input rows into their phases, so that vector loads
         // are contiguous (a lane-by-lane gather stalls on store forwarding). The whole plane
         // once when it fits the scratch, else each live tap's row per output row.
-        let whole_plane = g.sc > 1 && g.in_h * row_block <= SCRATCH;
+        let whole_plane = g.sc > 1 && g.in_h.checked_mul(row_block).is_some_and(|v| v <= SCRATCH);
         if whole_plane {
             for (ir, src) in self.inp.chunks_exact(g.in_w).enumerate() {
                 let dst = &mut scratch[ir * row_block..(ir + 1) * row_block];
