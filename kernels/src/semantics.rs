@@ -34,8 +34,10 @@
 //! * **Max pooling** ([`crate::pool`]): padding is ignored; a cell replaces the current maximum
 //!   when it is greater or NaN, so ties go to the first cell in row-major window order, a
 //!   window holding NaN gives NaN with the argmax of its **last** NaN (PyTorch's CPU rule), and
-//!   a window of `-inf` gives `-inf` with the argmax of its first cell. The backward adds `dy`
-//!   at the argmax (any value, NaN included).
+//!   a window of `-inf` gives `-inf` with the argmax of its first cell. In a window whose
+//!   maximum is a tie of `0.0` and `-0.0` the argmax follows the rule but the native value's
+//!   zero sign may differ from that cell's (SIMD max). The backward adds `dy` at the argmax
+//!   (any value, NaN included).
 //! * **Average and global pooling**: IEEE sums divided by the count (`inf + -inf = NaN`; a
 //!   window with `inf` is `inf`).
 //! * **Activations** ([`crate::activation`]): NaN in gives NaN out for every forward, ReLU
