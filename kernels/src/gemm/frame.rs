@@ -240,17 +240,33 @@ fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
     let (m, n, k) = (p.g.m, p.g.n, p.g.k);
     let mp = m.div_ceil(K::MR) * K::MR;
     with_scratch(T::cache_a(), mp * k, |a_pack| {
-        for pc in (0..k).step_by(p.kc_max) {
-            let kc = p.kc_max.min(k - pc);
-            pack_a(
-                p.a,
-                K::MR,
-                0,
-                m,
-                pc,
-                kc,
-                &mut a_pack[pc * mp..(pc + kc) * mp],
-            );
+        // Packed in parallel, panel by panel: rayon workers that found no work for a few
+        // tens of microseconds are asleep, and waking one costs ~40 us here; forking first
+        // lets the wake-up overlap the packing instead of delaying the column tasks.
+        // Full K blocks (depth kc_max) come first, then the shorter last one; chunk `c` of a
+        // region is the panel of rows (c % panels) * MR.. in K block c / panels.
+        let panels = mp / K::MR;
+        let full = k / p.kc_max * p.kc_max;
+        let (head, tail) = a_pack.split_at_mut(full * mp);
+        let pack_panel = |kc: usize, pc0: usize, c: usize, panel: &mut [T]| {
+            let (pc, i0) = (pc0 + c / panels * kc, c % panels * K::MR);
+            pack_a(p.a, K::MR, i0, K::MR.min(m - i0), pc, kc, panel);
+        };
+        let kc_last = (k - full).max(1);
+        if p.threads == 1 {
+            head.chunks_mut(p.kc_max * K::MR)
+                .enumerate()
+                .for_each(|(c, x)| pack_panel(p.kc_max, 0, c, x));
+            tail.chunks_mut(kc_last * K::MR)
+                .enumerate()
+                .for_each(|(c, x)| pack_panel(kc_last, full, c, x));
+        } else {
+            head.par_chunks_mut(p.kc_max * K::MR)
+                .enumerate()
+                .for_each(|(c, x)| pack_panel(p.kc_max, 0, c, x));
+            tail.par_chunks_mut(kc_last * K::MR)
+                .enumerate()
+                .for_each(|(c, x)| pack_panel(kc_last, full, c, x));
         }
         let a_pack = &*a_pack;
         let n_panels = n.div_ceil(K::NR);
