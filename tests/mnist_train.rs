@@ -158,9 +158,14 @@ fn command_line_writes_metrics_plot_and_checkpoint() {
     assert_eq!(lines.len(), 2);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["epoch"], i + 1);
-        for key in ["train_loss", "test_acc", "epoch_s", "images_per_s"] {
+        for key in ["train_loss", "test_acc", "images_per_s"] {
             assert!(l[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {l}");
         }
+        // Rounded to 10 ms, so a tiny epoch on a fast machine reports 0.0.
+        assert!(
+            l["epoch_s"].as_f64().is_some_and(|v| v >= 0.0),
+            "epoch_s in {l}"
+        );
     }
     assert_eq!(&std::fs::read(dir.join("p.png")).unwrap()[1..4], b"PNG");
     let mut model = build_model(ModelKind::Mlp, 99).unwrap();
