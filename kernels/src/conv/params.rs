@@ -104,7 +104,8 @@ impl Conv2dBuilder {
     ///
     /// Errors: `InvalidParam` for a zero dimension (other than the batch `n`, which may be
     /// zero: every pass is then a no-op), zero stride, dilation or groups, `c` or `k` not
-    /// divisible by `groups`, or a dilated kernel larger than the padded input;
+    /// divisible by `groups`, a dilated kernel larger than the padded input, or a stride or
+    /// dilation above 2^31 - 1;
     /// `Overflow` when a buffer size does not fit in `usize`.
     pub fn build(self) -> Result<Conv2dParams, KernelError> {
         let b = self;
@@ -124,6 +125,20 @@ impl Conv2dBuilder {
         for (arg, v) in positive {
             if v == 0 {
                 return Err(invalid(arg, "must be at least 1".into()));
+            }
+        }
+        // The stencil kernels step through rows with signed arithmetic in units of stride and
+        // dilation, so those must fit in i32: larger ones are refused instead of wrapping.
+        // (Huge sizes and paddings fail the overflow checks below.)
+        let steps = [
+            ("stride_h", b.stride.0),
+            ("stride_w", b.stride.1),
+            ("dilation_h", b.dilation.0),
+            ("dilation_w", b.dilation.1),
+        ];
+        for (arg, v) in steps {
+            if v > i32::MAX as usize {
+                return Err(invalid(arg, format!("{v} exceeds 2^31 - 1")));
             }
         }
         if b.c % b.groups != 0 {
