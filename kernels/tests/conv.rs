@@ -172,6 +172,75 @@ proptest! {
     }
 }
 
+/// Stride-1 shapes deep enough (`c/groups * r * s >= 32`) for the native implicit-im2col
+/// path (`conv/wide.rs`): padding, dilation, groups, several images per task, chunking.
+fn implicit_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (1usize..6, 4usize..9, 1usize..5, 1usize..3, 1usize..4),
+        (
+            1usize..14,
+            1usize..14,
+            1usize..4,
+            1usize..4,
+            1usize..3,
+            1usize..3,
+        ),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_filter_map("invalid shape", |(a, b, pad)| {
+            let (n, cg, kg, groups, chunk) = a;
+            let (h, w, r, s, dh, dw) = b;
+            if cg * r * s < 32 {
+                return None;
+            }
+            let p = Conv2dParams::builder(n, cg * groups, h, w, kg * groups, r, s)
+                .padding(pad.0, pad.1, pad.2, pad.3)
+                .dilation(dh, dw)
+                .groups(groups)
+                .build()
+                .ok()?;
+            Some(p.with_max_chunk(chunk))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn implicit_im2col_matches_reference(p in implicit_params(), seed in 0u64..1000) {
+        let c = case(&p, seed);
+        for isa in Isa::ALL {
+            let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
+            check_against_reference(&p, &c, &got, &format!("Native/{isa:?} {p:?}"));
+        }
+    }
+}
+
+/// An infinite input element makes exactly the weight-gradient entries NaN or infinite that
+/// the definition does: the implicit path's junk columns (which read real image elements)
+/// must not add `inf * 0` anywhere else.
+#[test]
+fn infinite_input_reaches_only_its_taps() {
+    let p = Conv2dParams::builder(2, 8, 7, 9, 4, 3, 3).build().unwrap();
+    let mut c = case(&p, 3);
+    // Column 8 of row 2 of channel 5: tap s = 0 never reads the last two columns.
+    c.x[p.c() * p.h() * p.w() + 5 * p.h() * p.w() + 2 * p.w() + 8] = f32::INFINITY;
+    let (x, dy) = (f64s(&c.x), f64s(&c.dy));
+    let mut want = vec![0.0; p.weight_len()];
+    conv2d_backward_weight_reference(&p, &x, &dy, &mut want, None).unwrap();
+    for isa in Isa::ALL {
+        let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
+        for (i, (g, w)) in got[2].iter().zip(&want).enumerate() {
+            assert_eq!(
+                g.is_finite(),
+                w.is_finite(),
+                "{isa:?} dw[{i}] = {g}, want {w}"
+            );
+        }
+        assert!(want.iter().any(|v| !v.is_finite()) && want.iter().any(|v| v.is_finite()));
+    }
+}
+
 /// f64 central differences of `loss = sum(g * conv(x, w) + bias)` against the reference
 /// backward passes, for every element of x, w and bias.
 #[test]

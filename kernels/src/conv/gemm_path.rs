@@ -298,23 +298,35 @@ pub(crate) fn backward_weight(
             .zip(ws.par_chunks_mut(slot_len))
             .with_min_len(min_len(backend))
             .try_for_each(|((xt, dyt), slot)| task((xt, dyt, slot)))?;
-        // Each element gets its partials in task order, whatever the split over threads.
-        let ws = &ws[..tasks * slot_len];
-        let (off, wlen) = (p.plan.col_len + p.plan.buf_len, p.plan.part_len);
-        dw.par_chunks_mut(REDUCE_BLOCK)
-            .enumerate()
-            .for_each(|(blk, out)| {
-                let (o0, len) = (blk * REDUCE_BLOCK, out.len());
-                if wave == 0 {
-                    out.fill(0.0);
-                }
-                for slot in ws.chunks_exact(slot_len) {
-                    let part = &slot[off..off + wlen];
-                    for (o, &v) in out.iter_mut().zip(&part[o0..o0 + len]) {
-                        *o += v;
-                    }
-                }
-            });
+        let off = p.plan.col_len + p.plan.buf_len;
+        reduce_partials(dw, &ws[..tasks * slot_len], slot_len, off, wave == 0);
     }
     Ok(())
+}
+
+/// Adds the partial weight gradients held at `off` in each slot of `ws` (slots of
+/// `slot_len`, one per task of a wave) into `dw`, in task order, so each element gets its
+/// partials in the same order whatever the split over threads. The first wave overwrites.
+pub(super) fn reduce_partials(
+    dw: &mut [f32],
+    ws: &[f32],
+    slot_len: usize,
+    off: usize,
+    first: bool,
+) {
+    let len = dw.len();
+    dw.par_chunks_mut(REDUCE_BLOCK)
+        .enumerate()
+        .for_each(|(blk, out)| {
+            let (o0, n) = (blk * REDUCE_BLOCK, out.len());
+            if first {
+                out.fill(0.0);
+            }
+            for slot in ws.chunks_exact(slot_len) {
+                let part = &slot[off..off + len];
+                for (o, &v) in out.iter_mut().zip(&part[o0..o0 + n]) {
+                    *o += v;
+                }
+            }
+        });
 }

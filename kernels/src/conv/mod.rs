@@ -40,6 +40,7 @@ mod params;
 pub mod reference;
 mod stencil;
 mod transposed;
+mod wide;
 
 pub use params::{Conv2dBuilder, Conv2dParams};
 pub use reference::{
@@ -105,6 +106,10 @@ pub fn conv2d_forward(
             direct::depthwise_forward(p, x, w, bias, y);
             Ok(())
         }
+        Backend::Native => match &p.plan.wide {
+            Some(wp) => wide::forward(p, wp, x, w, bias, y, ws),
+            None => gemm_path::forward(backend, p, x, w, bias, y, ws),
+        },
         _ => gemm_path::forward(backend, p, x, w, bias, y, ws),
     }
 }
@@ -161,5 +166,8 @@ pub fn conv2d_backward_weight(
         direct::depthwise_backward_weight(p, x, dy, dw);
         return Ok(());
     }
-    gemm_path::backward_weight(backend, p, x, dy, dw, ws)
+    match (backend, &p.plan.wide) {
+        (Backend::Native, Some(wp)) => wide::backward_weight(p, wp, x, dy, dw, ws),
+        _ => gemm_path::backward_weight(backend, p, x, dy, dw, ws),
+    }
 }

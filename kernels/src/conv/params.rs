@@ -12,9 +12,9 @@ const TILE_BUDGET: usize = 1 << 18;
 /// Most tasks in flight per wave, each with its own slot of workspace (fixed, never the thread
 /// count, so results do not depend on it). Small slots allow many, so small images need few
 /// waves (each wave ends in a barrier); `WS_BUDGET` bounds the total.
-const MAX_SLOTS: usize = 64;
+pub(crate) const MAX_SLOTS: usize = 64;
 /// Upper bound (f32 elements) of the workspace when more than one slot is used.
-const WS_BUDGET: usize = 1 << 22;
+pub(crate) const WS_BUDGET: usize = 1 << 22;
 
 /// A validated 2D convolution: input `[n, c, h, w]`, weight `[k, c / groups, r, s]`, output
 /// `[n, k, oh, ow]`, all NCHW row-major (the PyTorch convention).
@@ -54,6 +54,8 @@ pub(crate) struct Plan {
     pub(crate) col_len: usize,
     pub(crate) buf_len: usize,
     pub(crate) part_len: usize,
+    /// The implicit-im2col plan of the native stride-1 passes (see `wide.rs`), if they use it.
+    pub(crate) wide: Option<super::wide::WidePlan>,
 }
 
 /// Builder of [`Conv2dParams`]; every setter changes one field, [`build`](Self::build)
@@ -172,6 +174,7 @@ impl Conv2dBuilder {
                 col_len: 0,
                 buf_len: 0,
                 part_len: 0,
+                wide: None,
             },
         };
         // Every buffer size the passes compute must fit (checked once, here).
@@ -250,6 +253,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
             col_len: 0,
             buf_len: 0,
             part_len: 0,
+            wide: None,
         });
     }
     let slot = col_len
@@ -266,6 +270,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
         col_len,
         buf_len,
         part_len,
+        wide: super::wide::plan(p, part_len)?,
     })
 }
 
@@ -334,6 +339,9 @@ impl Conv2dParams {
     /// identical.
     pub fn with_max_chunk(mut self, images: usize) -> Self {
         self.plan.slots = self.plan.slots.min(images / self.plan.ipt).max(1);
+        if let Some(w) = &mut self.plan.wide {
+            w.slots = w.slots.min(images / w.ipt).max(1);
+        }
         self
     }
 
@@ -440,7 +448,8 @@ impl Conv2dParams {
     /// own column tile of at most 512 output positions, so this does not grow with the batch
     /// size or the image size beyond that.
     pub fn workspace_len(&self) -> usize {
-        self.plan.slots * self.slot_len()
+        let wide = self.plan.wide.map_or(0, |w| w.slots * w.slot_len());
+        (self.plan.slots * self.slot_len()).max(wide)
     }
 
     /// Workspace elements of one task slot.

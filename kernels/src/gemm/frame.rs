@@ -13,7 +13,7 @@
 //! micro-kernel order, so the bits do not depend on the thread count or the task split.
 
 use super::kernels::{GemmKernel, MacroArgs};
-use super::pack::{pack_a, pack_b, with_scratch, Operand, PackElem};
+use super::pack::{pack_a, pack_b, with_scratch, Gather, Operand, PackElem};
 use super::{Gemm, Layout, Transpose};
 use crate::simd::Isa;
 use num_traits::Float;
@@ -57,8 +57,17 @@ impl PackCache for f64 {
     }
 }
 
-pub(super) fn gemm_f32(g: &Gemm<f32>, l: Layout, a: &[f32], b: &[f32], c: &mut [f32]) {
+/// `gather`: B is read through it (see [`Gather`]) instead of `l.ldb`.
+pub(super) fn gemm_f32(
+    g: &Gemm<f32>,
+    l: Layout,
+    a: &[f32],
+    b: &[f32],
+    gather: Option<Gather<'_>>,
+    c: &mut [f32],
+) {
     use super::kernels::*;
+    let b = (b, gather);
     match Isa::active() {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => run::<f32, F32Gemm6x16Avx2Fma>(g, l, a, b, c, true),
@@ -71,9 +80,9 @@ pub(super) fn gemm_f64(g: &Gemm<f64>, l: Layout, a: &[f64], b: &[f64], c: &mut [
     use super::kernels::*;
     match Isa::active() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => run::<f64, F64Gemm6x8Avx2Fma>(g, l, a, b, c, true),
-        Isa::Scalar => run::<f64, F64Gemm4x4Scalar>(g, l, a, b, c, false),
-        _ => run::<f64, F64Gemm4x4Wide>(g, l, a, b, c, false),
+        Isa::Avx2 => run::<f64, F64Gemm6x8Avx2Fma>(g, l, a, (b, None), c, true),
+        Isa::Scalar => run::<f64, F64Gemm4x4Scalar>(g, l, a, (b, None), c, false),
+        _ => run::<f64, F64Gemm4x4Wide>(g, l, a, (b, None), c, false),
     }
 }
 
@@ -97,7 +106,7 @@ fn run<T: PackCache, K: GemmKernel<T>>(
     g: &Gemm<T>,
     l: Layout,
     a: &[T],
-    b: &[T],
+    (b, gather): (&[T], Option<Gather<'_>>),
     c: &mut [T],
     simd: bool,
 ) {
@@ -132,12 +141,14 @@ fn run<T: PackCache, K: GemmKernel<T>>(
             ld: l.lda,
             trans: g.trans_a,
             simd,
+            gather: None,
         },
         b: Operand {
             data: b,
             ld: l.ldb,
             trans: g.trans_b,
             simd,
+            gather,
         },
         c: SharedPtr(c.as_mut_ptr()),
         ldc: l.ldc,
@@ -347,7 +358,7 @@ fn b_in_place<T>(b: Operand<'_, T>, kc: usize, nr: usize) -> bool {
     const SETS: usize = 64;
     const WAYS: usize = 8;
     const TLB_BYTES: usize = 64 * 4096;
-    if b.trans != Transpose::No {
+    if b.trans != Transpose::No || b.gather.is_some() {
         return false;
     }
     let stride = b.ld * std::mem::size_of::<T>();

@@ -31,6 +31,7 @@ mod openblas;
 mod pack;
 mod reference;
 
+pub(crate) use pack::{Gather, GATHER_ALIGN};
 pub use reference::gemm_reference;
 
 use crate::error::{check_min_len, checked_mul, KernelError};
@@ -230,7 +231,7 @@ pub trait GemmScalar:
 
 impl GemmScalar for f32 {
     fn native(g: &Gemm<f32>, l: Layout, a: &[f32], b: &[f32], c: &mut [f32]) {
-        frame::gemm_f32(g, l, a, b, c)
+        frame::gemm_f32(g, l, a, b, None, c)
     }
     #[cfg(feature = "openblas")]
     fn openblas(g: &Gemm<f32>, l: Layout, a: &[f32], b: &[f32], c: &mut [f32]) {
@@ -290,6 +291,54 @@ pub fn gemm<T: GemmScalar>(
             })
         }
     }
+    Ok(())
+}
+
+/// Native f32 GEMM whose B (stored `k x n`, or `n x k` with `trans_b`) is read through a
+/// [`Gather`] from `b` instead of a leading dimension: convolution's implicit im2col. Checks
+/// that every element the gather addresses is inside `b`.
+pub(crate) fn gemm_gather(
+    g: &Gemm<f32>,
+    a: &[f32],
+    b: &[f32],
+    gather: Gather<'_>,
+    c: &mut [f32],
+) -> Result<(), KernelError> {
+    let (rows, cols) = g.b_stored_shape();
+    // B's own leading dimension is unused: validate A and C with a nominal B.
+    let layout = Gemm { ldb: None, ..*g }.validate(a.len(), rows * cols, c.len())?;
+    check_min_len("gather rows", rows, gather.row.len())?;
+    if gather.seg_len == 0
+        || gather.seg_len % GATHER_ALIGN != 0
+        || gather.seg_valid > gather.seg_len
+    {
+        return Err(KernelError::InvalidParam {
+            arg: "gather",
+            what: format!(
+                "segment length {} must be a positive multiple of {GATHER_ALIGN} and at least \
+                 the {} valid columns",
+                gather.seg_len, gather.seg_valid
+            ),
+        });
+    }
+    if rows > 0 && cols > 0 && gather.seg_valid > 0 {
+        // The furthest read is in the last segment, or in the one before when the last is
+        // short.
+        let max_row = gather.row[..rows].iter().copied().max().unwrap_or(0);
+        let last = (cols - 1) / gather.seg_len;
+        let ends = [
+            (last, gather.seg_valid.min(cols - last * gather.seg_len)),
+            (last.saturating_sub(1), gather.seg_valid),
+        ];
+        for (seg, valid) in ends {
+            let end = checked_mul("gather", seg, gather.seg_stride)?
+                .checked_add(max_row)
+                .and_then(|v| v.checked_add(valid))
+                .ok_or(KernelError::Overflow { arg: "gather" })?;
+            check_min_len("b", end, b.len())?;
+        }
+    }
+    frame::gemm_f32(g, layout, a, b, Some(gather), c);
     Ok(())
 }
 

@@ -21,22 +21,83 @@ pub(super) struct Operand<'a, T> {
     pub trans: Transpose,
     /// Whether packing may use the AVX2 transposes (the call runs the AVX2 path).
     pub simd: bool,
+    /// Rows placed by a table instead of `ld` (see [`Gather`]).
+    pub gather: Option<Gather<'a>>,
+}
+
+/// A stored matrix read through a row table, so that it need not exist in memory:
+/// convolution's implicit im2col (rows are kernel taps, column segments are images).
+///
+/// Stored row `i` starts at `data[row[i]]`. Its columns come in segments of `seg_len`
+/// columns, segment `s` starting `s * seg_stride` after the row start; the first `seg_valid`
+/// columns of a segment are read, the rest are zero and never read. So stored element
+/// `(i, j)` is `data[row[i] + (j / seg_len) * seg_stride + j % seg_len]` when
+/// `j % seg_len < seg_valid`, else zero. `seg_len` is a multiple of [`GATHER_ALIGN`], so every
+/// column panel of every micro-kernel lies inside one segment.
+///
+/// `line = Some((len, valid))` zeroes more columns: those whose position in their segment,
+/// modulo `len`, is `valid` or more (convolution's junk columns between output rows, which
+/// read real image elements: with them zero, an infinite input never meets a zero weight
+/// gradient term). Packing honours it on the fast path only for stored rows read as lines
+/// (B transposed); other layouts take the element-by-element path.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Gather<'a> {
+    pub row: &'a [usize],
+    pub seg_len: usize,
+    pub seg_valid: usize,
+    pub seg_stride: usize,
+    pub line: Option<(usize, usize)>,
+}
+
+/// `Gather::seg_len` is a multiple of this: the widest micro-kernel panel (16 f32 lanes).
+pub(crate) const GATHER_ALIGN: usize = 16;
+
+impl Gather<'_> {
+    /// Where segment `seg`'s column `local` of a row starts, relative to the row start.
+    #[inline]
+    fn offset(&self, j: usize) -> (usize, usize) {
+        let (seg, local) = (j / self.seg_len, j % self.seg_len);
+        (seg * self.seg_stride + local, local)
+    }
+
+    /// From position `local` of a segment, at most `max` columns: how many are read
+    /// (`valid`) and how long the run of the same kind is (`valid`, or a run of zeros).
+    #[inline]
+    fn run(&self, local: usize, max: usize) -> (usize, usize) {
+        if local >= self.seg_valid {
+            return (0, (self.seg_len - local).min(max));
+        }
+        let mut valid = (self.seg_valid - local).min(max);
+        if let Some((len, line_valid)) = self.line {
+            let pos = local % len;
+            if pos >= line_valid {
+                return (0, (len - pos).min(self.seg_len - local).min(max));
+            }
+            valid = valid.min(line_valid - pos);
+        }
+        (valid, valid)
+    }
+
+    /// Element `(i, j)` of the stored matrix.
+    fn get<T: Float>(&self, data: &[T], i: usize, j: usize) -> T {
+        let (off, local) = self.offset(j);
+        if self.run(local, 1).0 == 1 {
+            data[self.row[i] + off]
+        } else {
+            T::zero()
+        }
+    }
 }
 
 /// Element types with an optional SIMD interleave.
 pub(super) trait PackElem: Float {
-    /// Interleaves a full panel of `r` lines with SIMD transposes when this type, `r` and the
-    /// CPU allow it; returns false (having written nothing) otherwise.
+    /// Interleaves a full panel of lines (`rows[i]` is line `i`, `r = rows.len()`) with SIMD
+    /// transposes when this type, `r` and the CPU allow it; returns false (having written
+    /// nothing) otherwise.
     ///
     /// # Safety
-    /// As `interleave` with `n == r`.
-    unsafe fn interleave_simd(
-        _src: *const Self,
-        _ld: usize,
-        _r: usize,
-        _kc: usize,
-        _out: &mut [Self],
-    ) -> bool {
+    /// `rows[i]` is valid for `kc` reads; `out.len() == kc * rows.len()`.
+    unsafe fn interleave_simd(_rows: &[*const Self], _kc: usize, _out: &mut [Self]) -> bool {
         false
     }
 }
@@ -44,23 +105,30 @@ pub(super) trait PackElem: Float {
 impl PackElem for f64 {}
 
 impl PackElem for f32 {
-    unsafe fn interleave_simd(
-        src: *const f32,
-        ld: usize,
-        r: usize,
-        kc: usize,
-        out: &mut [f32],
-    ) -> bool {
+    unsafe fn interleave_simd(rows: &[*const f32], kc: usize, out: &mut [f32]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if matches!(r, 6 | 8 | 16) && crate::simd::Isa::Avx2.supported() {
+        if matches!(rows.len(), 6 | 8 | 16) && crate::simd::Isa::Avx2.supported() {
             // SAFETY: AVX2 is available; the caller's contract covers the reads and
             // `out.len() == kc * r`.
-            unsafe { avx2::interleave_f32(src, ld, r, kc, out.as_mut_ptr()) };
+            unsafe { avx2::interleave_f32(rows, kc, out.as_mut_ptr()) };
             return true;
         }
-        let _ = (src, ld, r, kc, out);
+        let _ = (rows, kc, out);
         false
     }
+}
+
+/// Pointers to `n <= 16` lines `ld` apart from `src` (the rest repeat `src`, unused).
+///
+/// # Safety
+/// `src + i * ld` is in bounds of one allocation for `i < n`.
+#[inline(always)]
+unsafe fn line_ptrs<T>(src: *const T, ld: usize, n: usize) -> [*const T; 16] {
+    let mut rows = [src; 16];
+    for (i, row) in rows.iter_mut().enumerate().take(n) {
+        *row = unsafe { src.add(i * ld) };
+    }
+    rows
 }
 
 /// Packs `op(A)[row0..row0+mc, col0..col0+kc]` into `ceil(mc / mr)` panels of `kc * mr`.
@@ -107,6 +175,21 @@ fn pack<T: PackElem>(
 ) {
     let panels = lines.div_ceil(r);
     assert!(out.len() >= panels * kc * r, "pack buffer too small");
+    if let Some(g) = x.gather {
+        // Bounds were checked when the call was validated (`gemm_gather`); indexing is
+        // checked here too.
+        return match (contiguous, r) {
+            (false, _) if g.line.is_some() => {
+                gather_any(x.data, g, contiguous, r, line0, lines, depth0, kc, out)
+            }
+            (false, 4) => gather_cols::<T, 4>(x.data, g, line0, lines, depth0, kc, out),
+            (false, 6) => gather_cols::<T, 6>(x.data, g, line0, lines, depth0, kc, out),
+            (false, 8) => gather_cols::<T, 8>(x.data, g, line0, lines, depth0, kc, out),
+            (false, 16) => gather_cols::<T, 16>(x.data, g, line0, lines, depth0, kc, out),
+            (true, 1..=16) => gather_lines(x, g, r, line0, lines, depth0, kc, out),
+            _ => gather_any(x.data, g, contiguous, r, line0, lines, depth0, kc, out),
+        };
+    }
     // The last element the block addresses must be inside the slice (the caller validated the
     // whole operand; this makes the unchecked reads below local to this function).
     if lines > 0 && kc > 0 {
@@ -147,7 +230,11 @@ fn pack<T: PackElem>(
         // depths < kc), every write inside `panel` (kc * r elements).
         unsafe {
             let src = x.data.as_ptr().add((line0 + i0) * x.ld + depth0);
-            if n == r && x.simd && T::interleave_simd(src, x.ld, r, kc, panel) {
+            if n == r
+                && r <= 16
+                && x.simd
+                && T::interleave_simd(&line_ptrs(src, x.ld, r)[..r], kc, panel)
+            {
                 continue;
             }
             match r {
@@ -186,6 +273,168 @@ fn copy_depth_major<T: Float, const R: usize>(
             let dst = &mut out[full * kc * R + p * R..full * kc * R + (p + 1) * R];
             dst[..rest.len()].copy_from_slice(rest);
             dst[rest.len()..].fill(T::zero());
+        }
+    }
+}
+
+/// Packs columns `line0..line0+lines` (panels of R) at rows `depth0..depth0+kc` of a gathered
+/// matrix: per panel, one segment offset, then one fixed-size copy per row.
+fn gather_cols<T: Float, const R: usize>(
+    data: &[T],
+    g: Gather<'_>,
+    line0: usize,
+    lines: usize,
+    depth0: usize,
+    kc: usize,
+    out: &mut [T],
+) {
+    let rows = &g.row[depth0..depth0 + kc];
+    for (q, panel) in out
+        .chunks_exact_mut(kc * R)
+        .take(lines.div_ceil(R))
+        .enumerate()
+    {
+        let j = line0 + q * R;
+        let n = R.min(lines - q * R);
+        let (off, local) = g.offset(j);
+        if local + n > g.seg_len {
+            // A panel across two segments (not produced by the frame's NR-aligned chunks).
+            for (p, dst) in panel.chunks_exact_mut(R).enumerate() {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = if i < n {
+                        g.get(data, depth0 + p, j + i)
+                    } else {
+                        T::zero()
+                    };
+                }
+            }
+            continue;
+        }
+        let valid = n.min(g.seg_valid.saturating_sub(local));
+        if valid == R {
+            for (dst, &row) in panel.chunks_exact_mut(R).zip(rows) {
+                let dst: &mut [T; R] = dst.try_into().expect("R elements");
+                *dst = data[row + off..row + off + R]
+                    .try_into()
+                    .expect("R elements");
+            }
+        } else {
+            // (A panel of junk columns only reads nothing: its offsets may lie past the data.)
+            for (dst, &row) in panel.chunks_exact_mut(R).zip(rows) {
+                if valid > 0 {
+                    dst[..valid].copy_from_slice(&data[row + off..row + off + valid]);
+                }
+                dst[valid..].fill(T::zero());
+            }
+        }
+    }
+}
+
+/// Packs lines that are stored rows of a gathered matrix (`r <= 16`): per panel, the depth
+/// range is walked segment piece by segment piece; each piece is a plain interleave of `n`
+/// contiguous runs (SIMD transposes when available), junk depths are zero.
+#[allow(clippy::too_many_arguments)]
+fn gather_lines<T: PackElem>(
+    x: Operand<'_, T>,
+    g: Gather<'_>,
+    r: usize,
+    line0: usize,
+    lines: usize,
+    depth0: usize,
+    kc: usize,
+    out: &mut [T],
+) {
+    for (q, panel) in out
+        .chunks_exact_mut(kc * r)
+        .take(lines.div_ceil(r))
+        .enumerate()
+    {
+        let n = r.min(lines - q * r);
+        let mut p = 0;
+        while p < kc {
+            let (off, local) = g.offset(depth0 + p);
+            let (valid, piece) = g.run(local, kc - p);
+            let dst = &mut panel[p * r..(p + piece) * r];
+            if valid > 0 {
+                let mut rows = [x.data.as_ptr(); 16];
+                for (i, row) in rows.iter_mut().enumerate().take(n) {
+                    let start = g.row[line0 + q * r + i] + off;
+                    *row = x.data[start..start + valid].as_ptr();
+                }
+                let head = &mut dst[..valid * r];
+                // SAFETY: each of the first `n` pointers starts `valid` readable elements
+                // (sliced above); `head` holds `valid * r` elements.
+                unsafe {
+                    if !(n == r && x.simd && T::interleave_simd(&rows[..r], valid, head)) {
+                        interleave_rows(&rows[..n], r, valid, head);
+                    }
+                }
+            }
+            dst[valid * r..].fill(T::zero());
+            p += piece;
+        }
+    }
+}
+
+/// `out[p * r + i] = rows[i][p]` for `i < rows.len()`, zero for the other lines up to `r`.
+///
+/// # Safety
+/// `rows[i]` is valid for `kc` reads; `out.len() == kc * r`.
+unsafe fn interleave_rows<T: Float>(rows: &[*const T], r: usize, kc: usize, out: &mut [T]) {
+    for (p, dst) in out.chunks_exact_mut(r).enumerate().take(kc) {
+        for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: p < kc, i < rows.len() (caller's contract).
+            *d = rows.get(i).map_or(T::zero(), |row| unsafe { *row.add(p) });
+        }
+    }
+}
+
+/// Any other gathered packing (element by element within segment pieces): `contiguous`
+/// means line `i` is stored row `i` (B transposed), else stored column `i`.
+#[allow(clippy::too_many_arguments)]
+fn gather_any<T: Float>(
+    data: &[T],
+    g: Gather<'_>,
+    contiguous: bool,
+    r: usize,
+    line0: usize,
+    lines: usize,
+    depth0: usize,
+    kc: usize,
+    out: &mut [T],
+) {
+    for (q, panel) in out
+        .chunks_exact_mut(kc * r)
+        .take(lines.div_ceil(r))
+        .enumerate()
+    {
+        let n = r.min(lines - q * r);
+        if !contiguous {
+            for (p, dst) in panel.chunks_exact_mut(r).enumerate() {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = if i < n {
+                        g.get(data, depth0 + p, line0 + q * r + i)
+                    } else {
+                        T::zero()
+                    };
+                }
+            }
+            continue;
+        }
+        // Lines are stored rows, contiguous inside a segment: walk the depth range segment
+        // piece by segment piece, dividing once per piece.
+        panel.fill(T::zero());
+        let mut p = 0;
+        while p < kc {
+            let (off, local) = g.offset(depth0 + p);
+            let (valid, piece) = g.run(local, kc - p);
+            for i in (0..n).filter(|_| valid > 0) {
+                let src = &data[g.row[line0 + q * r + i] + off..][..valid];
+                for (t, &v) in src.iter().enumerate() {
+                    panel[(p + t) * r + i] = v;
+                }
+            }
+            p += piece;
         }
     }
 }
@@ -274,29 +523,23 @@ pub(super) fn with_scratch<T: Float, R>(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    /// `out[p * r + i] = src[i * ld + p]` for `i < r`, `p < kc`, `r` in {6, 8, 16}: 8 x 8
-    /// blocks transposed in registers (eight loads, 24 shuffles, eight stores per 64 values,
-    /// against 128 scalar moves). For `r = 6` two rows are loaded twice and their lanes
-    /// overwritten by the next depth's store.
+    /// `out[p * r + i] = rows[i][p]` for `i < r = rows.len()`, `p < kc`, `r` in {6, 8, 16}:
+    /// 8 x 8 blocks transposed in registers (eight loads, 24 shuffles, eight stores per 64
+    /// values, against 128 scalar moves). For `r = 6` two rows are loaded twice and their
+    /// lanes overwritten by the next depth's store.
     ///
     /// # Safety
-    /// AVX2 is available; `src` is valid for reads at `i * ld + p` (`i < r`, `p < kc`);
-    /// `out` for `kc * r` writes.
+    /// AVX2 is available; `rows[i]` is valid for `kc` reads; `out` for `kc * r` writes.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn interleave_f32(
-        src: *const f32,
-        ld: usize,
-        r: usize,
-        kc: usize,
-        out: *mut f32,
-    ) {
+    pub(super) unsafe fn interleave_f32(src_rows: &[*const f32], kc: usize, out: *mut f32) {
+        let r = src_rows.len();
         let full = kc / 8 * 8;
         for g in (0..r).step_by(8) {
             let rows = (r - g).min(8);
             // Row pointers; missing rows (r = 6) repeat a valid row and are not stored.
-            let mut ptr = [src; 8];
+            let mut ptr = [src_rows[g]; 8];
             for (i, p) in ptr.iter_mut().enumerate() {
-                *p = unsafe { src.add((g + i.min(rows - 1)) * ld) };
+                *p = src_rows[g + i.min(rows - 1)];
             }
             for p0 in (0..full).step_by(8) {
                 // SAFETY: p0 + 8 <= kc, rows < r: inside the caller's block.
