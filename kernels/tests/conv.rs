@@ -694,6 +694,7 @@ fn bitwise_identical_across_thread_counts() {
             .pad(1, 1)
             .build()
             .unwrap(),
+        Conv2dParams::builder(9, 1, 12, 11, 9, 3, 3).build().unwrap(),
     ];
     for p in shapes {
         let c = case(&p, 11);
@@ -754,6 +755,12 @@ fn large_planes_match_reference() {
             .padding(2, 0, 1, 2)
             .groups(3),
         Conv2dParams::builder(2, 3, 40, 40, 5, 3, 3).pad(1, 1),
+        // One input channel per group with several output channels: the stencil's blocks of
+        // four output planes and its remainder.
+        Conv2dParams::builder(3, 1, 13, 12, 9, 3, 3).pad(1, 1),
+        Conv2dParams::builder(2, 2, 11, 10, 10, 3, 2)
+            .groups(2)
+            .stride(2, 1),
     ];
     for b in shapes {
         let p = b.build().unwrap();
