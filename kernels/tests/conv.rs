@@ -694,7 +694,9 @@ fn bitwise_identical_across_thread_counts() {
             .pad(1, 1)
             .build()
             .unwrap(),
-        Conv2dParams::builder(9, 1, 12, 11, 9, 3, 3).build().unwrap(),
+        Conv2dParams::builder(9, 1, 12, 11, 9, 3, 3)
+            .build()
+            .unwrap(),
     ];
     for p in shapes {
         let c = case(&p, 11);

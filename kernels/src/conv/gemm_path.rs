@@ -19,19 +19,19 @@ use rayon::prelude::*;
 /// Elements of dw per task of the partial-gradient reduction.
 const REDUCE_BLOCK: usize = 4096;
 
-/// Shapes shared by the passes.
-struct Dims {
-    cg: usize,
-    kg: usize,
+/// Shapes shared by the passes (here and in `wide.rs`).
+pub(super) struct Dims {
+    pub(super) cg: usize,
+    pub(super) kg: usize,
     /// Rows of one group's column matrix: `cg * r * s`.
-    crs: usize,
-    hw: usize,
-    ohw: usize,
-    chw: usize,
-    kohw: usize,
+    pub(super) crs: usize,
+    pub(super) hw: usize,
+    pub(super) ohw: usize,
+    pub(super) chw: usize,
+    pub(super) kohw: usize,
 }
 
-fn dims(p: &Conv2dParams) -> Dims {
+pub(super) fn dims(p: &Conv2dParams) -> Dims {
     let (cg, kg) = (p.c / p.groups, p.k / p.groups);
     Dims {
         cg,

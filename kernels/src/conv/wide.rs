@@ -16,7 +16,7 @@
 //! `slots` tasks at a time in parallel, each with its own slot of workspace. Forward writes
 //! disjoint images, so no result depends on the thread count.
 
-use super::gemm_path::reduce_partials;
+use super::gemm_path::{dims, reduce_partials};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use crate::error::{checked_product, KernelError};
 use crate::gemm::{gemm_gather, Gather, GATHER_ALIGN};
@@ -173,31 +173,28 @@ pub(crate) fn forward(
     y: &mut [f32],
     ws: &mut [f32],
 ) -> Result<(), KernelError> {
-    let (cg, kg) = (p.c / p.groups, p.k / p.groups);
-    let crs = cg * p.r * p.s;
-    let (chw, ohw) = (p.c * p.h * p.w, p.oh * p.ow);
-    let kohw = p.k * ohw;
+    let d = dims(p);
     let plane = wp.hp * wp.wp;
     with_rows(p, wp, |rows| {
         let task = |yt: &mut [f32], xt: &[f32], slot: &mut [f32]| -> Result<(), KernelError> {
             let (pad, rest) = slot.split_at_mut(wp.pad_len);
             let out = &mut rest[..wp.out_len];
             let src = source(p, wp, xt, pad);
-            let width = xt.len() / chw * wp.seg_len;
-            let g = Gemm::new(kg, width, crs).ldc(width);
+            let width = xt.len() / d.chw * wp.seg_len;
+            let g = Gemm::new(d.kg, width, d.crs).ldc(width);
             for grp in 0..p.groups {
-                let (a, b) = (&w[grp * kg * crs..], &src[grp * cg * plane..]);
+                let (a, b) = (&w[grp * d.kg * d.crs..], &src[grp * d.cg * plane..]);
                 gemm_gather(
                     &g,
                     a,
                     b,
                     gather(p, wp, rows, false),
-                    &mut out[grp * kg * width..],
+                    &mut out[grp * d.kg * width..],
                 )?;
             }
             // Drop the junk columns, add the bias.
-            for (i, yi) in yt.chunks_exact_mut(kohw).enumerate() {
-                for (kk, yk) in yi.chunks_exact_mut(ohw).enumerate() {
+            for (i, yi) in yt.chunks_exact_mut(d.kohw).enumerate() {
+                for (kk, yk) in yi.chunks_exact_mut(d.ohw).enumerate() {
                     let bv = bias.map_or(0.0, |b| b[kk]);
                     let wide = &out[kk * width + i * wp.seg_len..];
                     for (row, src) in yk.chunks_exact_mut(p.ow).zip(wide.chunks(wp.wp)) {
@@ -208,9 +205,9 @@ pub(crate) fn forward(
             Ok(())
         };
         let per = wp.slots * wp.ipt;
-        for (yw, xw) in y.chunks_mut(per * kohw).zip(x.chunks(per * chw)) {
-            yw.par_chunks_mut(wp.ipt * kohw)
-                .zip(xw.par_chunks(wp.ipt * chw))
+        for (yw, xw) in y.chunks_mut(per * d.kohw).zip(x.chunks(per * d.chw)) {
+            yw.par_chunks_mut(wp.ipt * d.kohw)
+                .zip(xw.par_chunks(wp.ipt * d.chw))
                 .zip(ws.par_chunks_mut(wp.slot_len()))
                 .try_for_each(|((yt, xt), slot)| task(yt, xt, slot))?;
         }
@@ -229,19 +226,16 @@ pub(crate) fn backward_weight(
     dw: &mut [f32],
     ws: &mut [f32],
 ) -> Result<(), KernelError> {
-    let (cg, kg) = (p.c / p.groups, p.k / p.groups);
-    let crs = cg * p.r * p.s;
-    let (chw, ohw) = (p.c * p.h * p.w, p.oh * p.ow);
-    let kohw = p.k * ohw;
+    let d = dims(p);
     let plane = wp.hp * wp.wp;
     with_rows(p, wp, |rows| {
         let task = |xt: &[f32], dyt: &[f32], slot: &mut [f32]| -> Result<(), KernelError> {
             let (pad, rest) = slot.split_at_mut(wp.pad_len);
             let (out, part) = rest.split_at_mut(wp.out_len);
             let src = source(p, wp, xt, pad);
-            let width = xt.len() / chw * wp.seg_len;
-            for (i, dyi) in dyt.chunks_exact(kohw).enumerate() {
-                for (kk, dyk) in dyi.chunks_exact(ohw).enumerate() {
+            let width = xt.len() / d.chw * wp.seg_len;
+            for (i, dyi) in dyt.chunks_exact(d.kohw).enumerate() {
+                for (kk, dyk) in dyi.chunks_exact(d.ohw).enumerate() {
                     let wide = &mut out[kk * width + i * wp.seg_len..][..wp.seg_len];
                     for (row, dst) in dyk.chunks_exact(p.ow).zip(wide.chunks_mut(wp.wp)) {
                         dst[..p.ow].copy_from_slice(row);
@@ -250,22 +244,26 @@ pub(crate) fn backward_weight(
                     wide[wp.valid..].fill(0.0);
                 }
             }
-            let g = Gemm::new(kg, crs, width).trans_b(true).lda(width);
+            let g = Gemm::new(d.kg, d.crs, width).trans_b(true).lda(width);
             for grp in 0..p.groups {
-                let (a, b) = (&out[grp * kg * width..], &src[grp * cg * plane..]);
-                let c = &mut part[grp * kg * crs..(grp + 1) * kg * crs];
+                let (a, b) = (&out[grp * d.kg * width..], &src[grp * d.cg * plane..]);
+                let c = &mut part[grp * d.kg * d.crs..(grp + 1) * d.kg * d.crs];
                 gemm_gather(&g, a, b, gather(p, wp, rows, true), c)?;
             }
             Ok(())
         };
         let per = wp.slots * wp.ipt;
         let slot_len = wp.slot_len();
-        for (wave, (xw, dyw)) in x.chunks(per * chw).zip(dy.chunks(per * kohw)).enumerate() {
-            xw.par_chunks(wp.ipt * chw)
-                .zip(dyw.par_chunks(wp.ipt * kohw))
+        for (wave, (xw, dyw)) in x
+            .chunks(per * d.chw)
+            .zip(dy.chunks(per * d.kohw))
+            .enumerate()
+        {
+            xw.par_chunks(wp.ipt * d.chw)
+                .zip(dyw.par_chunks(wp.ipt * d.kohw))
                 .zip(ws.par_chunks_mut(slot_len))
                 .try_for_each(|((xt, dyt), slot)| task(xt, dyt, slot))?;
-            let tasks = xw.len().div_ceil(wp.ipt * chw);
+            let tasks = xw.len().div_ceil(wp.ipt * d.chw);
             let off = wp.pad_len + wp.out_len;
             reduce_partials(dw, &ws[..tasks * slot_len], slot_len, off, wave == 0);
         }

@@ -142,7 +142,8 @@ pub(super) fn pack_a<T: PackElem>(
     out: &mut [T],
 ) {
     // Line i of op(A) is row i: contiguous in memory unless A is stored transposed.
-    pack(a, a.trans == Transpose::No, mr, row0, mc, col0, kc, out)
+    let contiguous = a.trans == Transpose::No;
+    pack(a, Block::new(contiguous, mr, (row0, mc), (col0, kc)), out)
 }
 
 /// Packs `op(B)[row0..row0+kc, col0..col0+nc]` into `ceil(nc / nr)` panels of `kc * nr`.
@@ -156,38 +157,59 @@ pub(super) fn pack_b<T: PackElem>(
     out: &mut [T],
 ) {
     // Line j of op(B) is column j: contiguous in memory only if B is stored transposed.
-    pack(b, b.trans == Transpose::Yes, nr, col0, nc, row0, kc, out)
+    let contiguous = b.trans == Transpose::Yes;
+    pack(b, Block::new(contiguous, nr, (col0, nc), (row0, kc)), out)
 }
 
-/// Packs lines `line0..line0+lines` at depths `depth0..depth0+kc` into panels of `r` lines.
-/// `contiguous`: line `i` depth `p` is at `(line0+i)*ld + depth0+p`; else at
+/// A block to pack: lines `line0..line0+lines` at depths `depth0..depth0+kc`, into panels of
+/// `r` lines. `contiguous`: line `i` depth `p` is at `(line0+i)*ld + depth0+p`; else at
 /// `(depth0+p)*ld + line0+i`.
-#[allow(clippy::too_many_arguments)]
-fn pack<T: PackElem>(
-    x: Operand<'_, T>,
+#[derive(Clone, Copy)]
+struct Block {
     contiguous: bool,
     r: usize,
     line0: usize,
     lines: usize,
     depth0: usize,
     kc: usize,
-    out: &mut [T],
-) {
+}
+
+impl Block {
+    fn new(contiguous: bool, r: usize, lines: (usize, usize), depths: (usize, usize)) -> Self {
+        Block {
+            contiguous,
+            r,
+            line0: lines.0,
+            lines: lines.1,
+            depth0: depths.0,
+            kc: depths.1,
+        }
+    }
+}
+
+/// Packs a block (see [`Block`]).
+fn pack<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
+    let Block {
+        contiguous,
+        r,
+        line0,
+        lines,
+        depth0,
+        kc,
+    } = b;
     let panels = lines.div_ceil(r);
     assert!(out.len() >= panels * kc * r, "pack buffer too small");
     if let Some(g) = x.gather {
         // Bounds were checked when the call was validated (`gemm_gather`); indexing is
         // checked here too.
         return match (contiguous, r) {
-            (false, _) if g.line.is_some() => {
-                gather_any(x.data, g, contiguous, r, line0, lines, depth0, kc, out)
-            }
-            (false, 4) => gather_cols::<T, 4>(x.data, g, line0, lines, depth0, kc, out),
-            (false, 6) => gather_cols::<T, 6>(x.data, g, line0, lines, depth0, kc, out),
-            (false, 8) => gather_cols::<T, 8>(x.data, g, line0, lines, depth0, kc, out),
-            (false, 16) => gather_cols::<T, 16>(x.data, g, line0, lines, depth0, kc, out),
-            (true, 1..=16) => gather_lines(x, g, r, line0, lines, depth0, kc, out),
-            _ => gather_any(x.data, g, contiguous, r, line0, lines, depth0, kc, out),
+            (false, _) if g.line.is_some() => gather_any(x.data, g, b, out),
+            (false, 4) => gather_cols::<T, 4>(x.data, g, b, out),
+            (false, 6) => gather_cols::<T, 6>(x.data, g, b, out),
+            (false, 8) => gather_cols::<T, 8>(x.data, g, b, out),
+            (false, 16) => gather_cols::<T, 16>(x.data, g, b, out),
+            (true, 1..=16) => gather_lines(x, g, b, out),
+            _ => gather_any(x.data, g, b, out),
         };
     }
     // The last element the block addresses must be inside the slice (the caller validated the
@@ -279,15 +301,14 @@ fn copy_depth_major<T: Float, const R: usize>(
 
 /// Packs columns `line0..line0+lines` (panels of R) at rows `depth0..depth0+kc` of a gathered
 /// matrix: per panel, one segment offset, then one fixed-size copy per row.
-fn gather_cols<T: Float, const R: usize>(
-    data: &[T],
-    g: Gather<'_>,
-    line0: usize,
-    lines: usize,
-    depth0: usize,
-    kc: usize,
-    out: &mut [T],
-) {
+fn gather_cols<T: Float, const R: usize>(data: &[T], g: Gather<'_>, b: Block, out: &mut [T]) {
+    let Block {
+        line0,
+        lines,
+        depth0,
+        kc,
+        ..
+    } = b;
     let rows = &g.row[depth0..depth0 + kc];
     for (q, panel) in out
         .chunks_exact_mut(kc * R)
@@ -299,15 +320,12 @@ fn gather_cols<T: Float, const R: usize>(
         let (off, local) = g.offset(j);
         if local + n > g.seg_len {
             // A panel across two segments (not produced by the frame's NR-aligned chunks).
-            for (p, dst) in panel.chunks_exact_mut(R).enumerate() {
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = if i < n {
-                        g.get(data, depth0 + p, j + i)
-                    } else {
-                        T::zero()
-                    };
-                }
-            }
+            let one = Block {
+                line0: j,
+                lines: n,
+                ..b
+            };
+            gather_any(data, g, one, panel);
             continue;
         }
         let valid = n.min(g.seg_valid.saturating_sub(local));
@@ -333,44 +351,34 @@ fn gather_cols<T: Float, const R: usize>(
 /// Packs lines that are stored rows of a gathered matrix (`r <= 16`): per panel, the depth
 /// range is walked segment piece by segment piece; each piece is a plain interleave of `n`
 /// contiguous runs (SIMD transposes when available), junk depths are zero.
-#[allow(clippy::too_many_arguments)]
-fn gather_lines<T: PackElem>(
-    x: Operand<'_, T>,
-    g: Gather<'_>,
-    r: usize,
-    line0: usize,
-    lines: usize,
-    depth0: usize,
-    kc: usize,
-    out: &mut [T],
-) {
+fn gather_lines<T: PackElem>(x: Operand<'_, T>, g: Gather<'_>, b: Block, out: &mut [T]) {
     for (q, panel) in out
-        .chunks_exact_mut(kc * r)
-        .take(lines.div_ceil(r))
+        .chunks_exact_mut(b.kc * b.r)
+        .take(b.lines.div_ceil(b.r))
         .enumerate()
     {
-        let n = r.min(lines - q * r);
+        let n = b.r.min(b.lines - q * b.r);
         let mut p = 0;
-        while p < kc {
-            let (off, local) = g.offset(depth0 + p);
-            let (valid, piece) = g.run(local, kc - p);
-            let dst = &mut panel[p * r..(p + piece) * r];
+        while p < b.kc {
+            let (off, local) = g.offset(b.depth0 + p);
+            let (valid, piece) = g.run(local, b.kc - p);
+            let dst = &mut panel[p * b.r..(p + piece) * b.r];
             if valid > 0 {
                 let mut rows = [x.data.as_ptr(); 16];
                 for (i, row) in rows.iter_mut().enumerate().take(n) {
-                    let start = g.row[line0 + q * r + i] + off;
+                    let start = g.row[b.line0 + q * b.r + i] + off;
                     *row = x.data[start..start + valid].as_ptr();
                 }
-                let head = &mut dst[..valid * r];
+                let head = &mut dst[..valid * b.r];
                 // SAFETY: each of the first `n` pointers starts `valid` readable elements
-                // (sliced above); `head` holds `valid * r` elements.
+                // (sliced above); `head` holds `valid * b.r` elements.
                 unsafe {
-                    if !(n == r && x.simd && T::interleave_simd(&rows[..r], valid, head)) {
-                        interleave_rows(&rows[..n], r, valid, head);
+                    if !(n == b.r && x.simd && T::interleave_simd(&rows[..b.r], valid, head)) {
+                        interleave_rows(&rows[..n], b.r, valid, head);
                     }
                 }
             }
-            dst[valid * r..].fill(T::zero());
+            dst[valid * b.r..].fill(T::zero());
             p += piece;
         }
     }
@@ -389,52 +397,24 @@ unsafe fn interleave_rows<T: Float>(rows: &[*const T], r: usize, kc: usize, out:
     }
 }
 
-/// Any other gathered packing (element by element within segment pieces): `contiguous`
-/// means line `i` is stored row `i` (B transposed), else stored column `i`.
-#[allow(clippy::too_many_arguments)]
-fn gather_any<T: Float>(
-    data: &[T],
-    g: Gather<'_>,
-    contiguous: bool,
-    r: usize,
-    line0: usize,
-    lines: usize,
-    depth0: usize,
-    kc: usize,
-    out: &mut [T],
-) {
+/// Any other gathered packing, element by element (panel widths without a fast path, panels
+/// across segments, junk masks on stored columns): `contiguous` means line `i` is stored row
+/// `i` (B transposed), else stored column `i`.
+fn gather_any<T: Float>(data: &[T], g: Gather<'_>, b: Block, out: &mut [T]) {
     for (q, panel) in out
-        .chunks_exact_mut(kc * r)
-        .take(lines.div_ceil(r))
+        .chunks_exact_mut(b.kc * b.r)
+        .take(b.lines.div_ceil(b.r))
         .enumerate()
     {
-        let n = r.min(lines - q * r);
-        if !contiguous {
-            for (p, dst) in panel.chunks_exact_mut(r).enumerate() {
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = if i < n {
-                        g.get(data, depth0 + p, line0 + q * r + i)
-                    } else {
-                        T::zero()
-                    };
-                }
+        for (p, dst) in panel.chunks_exact_mut(b.r).enumerate() {
+            for (i, d) in dst.iter_mut().enumerate() {
+                let (line, depth) = (b.line0 + q * b.r + i, b.depth0 + p);
+                *d = match (line < b.line0 + b.lines, b.contiguous) {
+                    (false, _) => T::zero(),
+                    (true, true) => g.get(data, line, depth),
+                    (true, false) => g.get(data, depth, line),
+                };
             }
-            continue;
-        }
-        // Lines are stored rows, contiguous inside a segment: walk the depth range segment
-        // piece by segment piece, dividing once per piece.
-        panel.fill(T::zero());
-        let mut p = 0;
-        while p < kc {
-            let (off, local) = g.offset(depth0 + p);
-            let (valid, piece) = g.run(local, kc - p);
-            for i in (0..n).filter(|_| valid > 0) {
-                let src = &data[g.row[line0 + q * r + i] + off..][..valid];
-                for (t, &v) in src.iter().enumerate() {
-                    panel[(p + t) * r + i] = v;
-                }
-            }
-            p += piece;
         }
     }
 }
