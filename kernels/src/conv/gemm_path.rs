@@ -67,7 +67,7 @@ fn slot_parts<'a>(p: &Conv2dParams, slot: &'a mut [f32]) -> [&'a mut [f32]; 3] {
 }
 
 /// Gathers `imgs` images of `[k, ohw]` into `buf` as `[k, imgs * ohw]`.
-fn gather(d: &Dims, images: &[f32], buf: &mut [f32]) {
+pub(super) fn gather(d: &Dims, images: &[f32], buf: &mut [f32]) {
     let width = images.len() / d.kohw * d.ohw;
     for (i, img) in images.chunks_exact(d.kohw).enumerate() {
         for (k, row) in img.chunks_exact(d.ohw).enumerate() {

@@ -16,7 +16,7 @@
 //! `slots` tasks at a time in parallel, each with its own slot of workspace. Forward writes
 //! disjoint images, so no result depends on the thread count.
 
-use super::gemm_path::{dims, reduce_partials};
+use super::gemm_path::{dims, gather as gather_images, reduce_partials};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use crate::error::{checked_product, KernelError};
 use crate::gemm::{gemm_gather, Gather, GATHER_ALIGN};
@@ -151,15 +151,22 @@ fn source<'a>(p: &Conv2dParams, wp: &WidePlan, xt: &'a [f32], pad: &'a mut [f32]
     pad
 }
 
-/// The gather reading one group's taps from a task's (padded) images; `mask_junk` zeroes the
-/// junk columns between output rows too (see `Gather::line`).
-fn gather<'a>(p: &Conv2dParams, wp: &WidePlan, rows: &'a [usize], mask_junk: bool) -> Gather<'a> {
+/// The gather reading one group's taps from a task's (padded) images: over the wide columns
+/// (forward), or over the output positions only (`compact`, backward-weight: the junk
+/// columns would be reduced over, so they are skipped rather than computed).
+fn gather<'a>(p: &Conv2dParams, wp: &WidePlan, rows: &'a [usize], compact: bool) -> Gather<'a> {
+    let (seg_len, seg_valid, line) = if compact {
+        let ohw = p.oh * p.ow;
+        (ohw, ohw, Some((wp.wp, p.ow)))
+    } else {
+        (wp.seg_len, wp.valid, None)
+    };
     Gather {
         row: rows,
-        seg_len: wp.seg_len,
-        seg_valid: wp.valid,
+        seg_len,
+        seg_valid,
         seg_stride: p.c * wp.hp * wp.wp,
-        line: mask_junk.then_some((wp.wp, p.ow)),
+        line,
     }
 }
 
@@ -215,8 +222,8 @@ pub(crate) fn forward(
     })
 }
 
-/// Backward-weight pass (native backend): per task, `dy` spread into wide columns (zero in
-/// the junk ones) times the gathered input, transposed, into the task's partial gradient;
+/// Backward-weight pass (native backend): per task, `dy` (its images side by side) times the
+/// gathered input over the output positions, transposed, into the task's partial gradient;
 /// the partials are added in task order (`reduce_partials`).
 pub(crate) fn backward_weight(
     p: &Conv2dParams,
@@ -233,17 +240,8 @@ pub(crate) fn backward_weight(
             let (pad, rest) = slot.split_at_mut(wp.pad_len);
             let (out, part) = rest.split_at_mut(wp.out_len);
             let src = source(p, wp, xt, pad);
-            let width = xt.len() / d.chw * wp.seg_len;
-            for (i, dyi) in dyt.chunks_exact(d.kohw).enumerate() {
-                for (kk, dyk) in dyi.chunks_exact(d.ohw).enumerate() {
-                    let wide = &mut out[kk * width + i * wp.seg_len..][..wp.seg_len];
-                    for (row, dst) in dyk.chunks_exact(p.ow).zip(wide.chunks_mut(wp.wp)) {
-                        dst[..p.ow].copy_from_slice(row);
-                        dst[p.ow..].fill(0.0);
-                    }
-                    wide[wp.valid..].fill(0.0);
-                }
-            }
+            let width = xt.len() / d.chw * d.ohw;
+            gather_images(&d, dyt, out);
             let g = Gemm::new(d.kg, d.crs, width).trans_b(true).lda(width);
             for grp in 0..p.groups {
                 let (a, b) = (&out[grp * d.kg * width..], &src[grp * d.cg * plane..]);

@@ -308,17 +308,14 @@ pub(crate) fn gemm_gather(
     // B's own leading dimension is unused: validate A and C with a nominal B.
     let layout = Gemm { ldb: None, ..*g }.validate(a.len(), rows * cols, c.len())?;
     check_min_len("gather rows", rows, gather.row.len())?;
-    if gather.seg_len == 0
-        || gather.seg_len % GATHER_ALIGN != 0
-        || gather.seg_valid > gather.seg_len
-    {
+    let aligned = gather.line.is_some() || gather.seg_len % GATHER_ALIGN == 0;
+    let line_ok = gather
+        .line
+        .is_none_or(|(len, used)| used > 0 && used <= len);
+    if gather.seg_len == 0 || !aligned || !line_ok || gather.seg_valid > gather.seg_len {
         return Err(KernelError::InvalidParam {
             arg: "gather",
-            what: format!(
-                "segment length {} must be a positive multiple of {GATHER_ALIGN} and at least \
-                 the {} valid columns",
-                gather.seg_len, gather.seg_valid
-            ),
+            what: format!("inconsistent gather {gather:?}"),
         });
     }
     if rows > 0 && cols > 0 && gather.seg_valid > 0 {
@@ -333,7 +330,7 @@ pub(crate) fn gemm_gather(
         for (seg, valid) in ends {
             let end = checked_mul("gather", seg, gather.seg_stride)?
                 .checked_add(max_row)
-                .and_then(|v| v.checked_add(valid))
+                .and_then(|v| v.checked_add(gather.span(valid)))
                 .ok_or(KernelError::Overflow { arg: "gather" })?;
             check_min_len("b", end, b.len())?;
         }

@@ -30,16 +30,17 @@ pub(super) struct Operand<'a, T> {
 ///
 /// Stored row `i` starts at `data[row[i]]`. Its columns come in segments of `seg_len`
 /// columns, segment `s` starting `s * seg_stride` after the row start; the first `seg_valid`
-/// columns of a segment are read, the rest are zero and never read. So stored element
-/// `(i, j)` is `data[row[i] + (j / seg_len) * seg_stride + j % seg_len]` when
-/// `j % seg_len < seg_valid`, else zero. `seg_len` is a multiple of [`GATHER_ALIGN`], so every
-/// column panel of every micro-kernel lies inside one segment.
+/// columns of a segment are read, the rest are zero and never read. Within a segment, column
+/// `local` is at `local` (`line = None`), or, with `line = Some((len, used))`, the segment's
+/// columns are the first `used` of each line of `len` stored ones, packed densely: column
+/// `local` is at `local / used * len + local % used` (convolution's output rows, skipping
+/// the columns past the output width). So stored element `(i, j)` is
+/// `data[row[i] + (j / seg_len) * seg_stride + at(j % seg_len)]` when `j % seg_len < seg_valid`.
 ///
-/// `line = Some((len, valid))` zeroes more columns: those whose position in their segment,
-/// modulo `len`, is `valid` or more (convolution's junk columns between output rows, which
-/// read real image elements: with them zero, an infinite input never meets a zero weight
-/// gradient term). Packing honours it on the fast path only for stored rows read as lines
-/// (B transposed); other layouts take the element-by-element path.
+/// Without `line`, `seg_len` is a multiple of [`GATHER_ALIGN`], so every column panel of
+/// every micro-kernel lies inside one segment and packs with fixed-size copies. Packing
+/// honours `line` on the fast path only where stored rows are read as lines (B transposed);
+/// other layouts take an element-by-element path.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Gather<'a> {
     pub row: &'a [usize],
@@ -49,39 +50,54 @@ pub(crate) struct Gather<'a> {
     pub line: Option<(usize, usize)>,
 }
 
-/// `Gather::seg_len` is a multiple of this: the widest micro-kernel panel (16 f32 lanes).
+/// `Gather::seg_len` is a multiple of this (without `line`): the widest micro-kernel panel.
 pub(crate) const GATHER_ALIGN: usize = 16;
 
 impl Gather<'_> {
-    /// Where segment `seg`'s column `local` of a row starts, relative to the row start.
+    /// Where a segment's column `local` is, from the segment start.
+    #[inline]
+    fn at(&self, local: usize) -> usize {
+        match self.line {
+            Some((len, used)) => local / used * len + local % used,
+            None => local,
+        }
+    }
+
+    /// Where column `j` of a row is, from the row start, and its position in its segment.
     #[inline]
     fn offset(&self, j: usize) -> (usize, usize) {
         let (seg, local) = (j / self.seg_len, j % self.seg_len);
-        (seg * self.seg_stride + local, local)
+        (seg * self.seg_stride + self.at(local), local)
     }
 
-    /// From position `local` of a segment, at most `max` columns: how many are read
-    /// (`valid`) and how long the run of the same kind is (`valid`, or a run of zeros).
+    /// Elements from a segment's start that its first `cols` (valid) columns span.
+    pub(crate) fn span(&self, cols: usize) -> usize {
+        if cols == 0 {
+            0
+        } else {
+            self.at(cols - 1) + 1
+        }
+    }
+
+    /// From position `local` of a segment, at most `max` columns: how many are read and
+    /// contiguous (`valid`), and how long the run of the same kind is (`valid`, or a run of
+    /// zeros).
     #[inline]
     fn run(&self, local: usize, max: usize) -> (usize, usize) {
         if local >= self.seg_valid {
             return (0, (self.seg_len - local).min(max));
         }
-        let mut valid = (self.seg_valid - local).min(max);
-        if let Some((len, line_valid)) = self.line {
-            let pos = local % len;
-            if pos >= line_valid {
-                return (0, (len - pos).min(self.seg_len - local).min(max));
-            }
-            valid = valid.min(line_valid - pos);
-        }
+        let valid = (self.seg_valid - local).min(max);
+        let valid = self
+            .line
+            .map_or(valid, |(_, used)| valid.min(used - local % used));
         (valid, valid)
     }
 
     /// Element `(i, j)` of the stored matrix.
     fn get<T: Float>(&self, data: &[T], i: usize, j: usize) -> T {
         let (off, local) = self.offset(j);
-        if self.run(local, 1).0 == 1 {
+        if local < self.seg_valid {
             data[self.row[i] + off]
         } else {
             T::zero()
