@@ -130,8 +130,10 @@ pointwise_loss!(
 );
 
 pointwise_loss!(
-    /// Binary hinge loss: `mean(max(0, 1 − y·x))` with labels `y = ±1` (or `0` for −1),
-    /// gradient `−y/len` inside the margin, 0 outside and at the kink. Other labels are errors.
+    /// Binary hinge loss: `mean(max(0, 1 − y·x))` with labels `y = ±1` (or `0` for −1, so
+    /// `{0, 1}` targets work too: the policy of the kernel [`hinge_loss`]), gradient
+    /// `−y/len` inside the margin, 0 outside and at the kink. Any other target value (0.5,
+    /// NaN, ...) is `Error::Kernel(KernelError::InvalidParam { arg: "target", .. })`.
     HingeLoss,
     hinge_loss,
     "HingeLoss target"

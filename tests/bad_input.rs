@@ -203,8 +203,15 @@ fn tensor_layer_and_loss_table() {
         HingeLoss::new().forward(&x, &y3),
         is!(Error::Shape { .. }),
     );
-    // (HingeLoss of the network layer accepts any target value; the kernel `hinge_loss`
-    // rejects labels other than -1, 0, 1: see kernels/tests/bad_input.rs.)
+    // Hinge targets other than -1, 0 (for -1) and +1 are the kernel's label error.
+    let half = Tensor::from_vec(&[2, 3], vec![1.0, 0.0, -1.0, 0.5, 1.0, 1.0]).unwrap();
+    t.row(
+        "hinge label 0.5",
+        HingeLoss::new().forward(&x, &half),
+        is!(Error::Kernel(KernelError::InvalidParam { arg: "target", .. })),
+    );
+    let zero_one = Tensor::from_vec(&[2, 3], vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0]).unwrap();
+    assert!(HingeLoss::new().forward(&x, &zero_one).is_ok());
     for (name, mut opt) in [
         ("lr NaN", Optimizer::adam(f32::NAN)),
         ("lr negative", Optimizer::sgd(-1.0)),

@@ -119,13 +119,7 @@ pub(crate) fn run(
             .zip(target)
             .position(|(&x, &y)| terms.term(x, y).is_none())
             .unwrap_or(0);
-        return Err(KernelError::InvalidParam {
-            arg: "target",
-            what: format!(
-                "value {} at index {index} is not a valid label",
-                target[index]
-            ),
-        });
+        return Err(invalid_target(index, target[index] as f64));
     }
     let total = partial[..blocks].iter().sum::<f64>();
     Ok(match reduction {
@@ -190,10 +184,7 @@ pub(crate) fn run_reference<T: num_traits::Float>(
     };
     let mut sum = T::zero();
     for (i, (&x, &y)) in pred.iter().zip(target).enumerate() {
-        let (l, d) = term(x, y).ok_or_else(|| KernelError::InvalidParam {
-            arg: "target",
-            what: format!("value at index {i} is not a valid label"),
-        })?;
+        let (l, d) = term(x, y).ok_or_else(|| invalid_target(i, y.to_f64().unwrap_or(f64::NAN)))?;
         sum = sum + l;
         if let Some(g) = grad.as_deref_mut() {
             g[i] = d * scale;
@@ -203,4 +194,14 @@ pub(crate) fn run_reference<T: num_traits::Float>(
         Reduction::Mean => sum / count,
         Reduction::Sum => sum,
     })
+}
+
+/// The error of an invalid target. Both drivers build it here, from the value widened to f64,
+/// so the native path (f32) and the reference (f32 or f64) report the same error for the same
+/// input (the fuzz target compares them).
+fn invalid_target(index: usize, value: f64) -> KernelError {
+    KernelError::InvalidParam {
+        arg: "target",
+        what: format!("value {value} at index {index} is not a valid label"),
+    }
 }
