@@ -208,7 +208,10 @@ fn tensor_layer_and_loss_table() {
     t.row(
         "hinge label 0.5",
         HingeLoss::new().forward(&x, &half),
-        is!(Error::Kernel(KernelError::InvalidParam { arg: "target", .. })),
+        is!(Error::Kernel(KernelError::InvalidParam {
+            arg: "target",
+            ..
+        })),
     );
     let zero_one = Tensor::from_vec(&[2, 3], vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0]).unwrap();
     assert!(HingeLoss::new().forward(&x, &zero_one).is_ok());
