@@ -26,7 +26,7 @@ impl SoftmaxCrossEntropy {
     /// Labels outside `0..C` or a label count other than `N` are errors.
     pub fn forward(&mut self, logits: &Tensor, labels: &[u32]) -> Result<f32> {
         let [n, c] = rows_cols("SoftmaxCrossEntropy logits", logits.shape())?;
-        self.grad.resize(logits.shape());
+        self.grad.resize(logits.shape())?;
         let p = SoftmaxXent::new(n, c);
         let dlogits = Some(self.grad.data_mut());
         Ok(softmax_cross_entropy(
@@ -75,7 +75,7 @@ fn pointwise(
             target.shape(),
         ));
     }
-    grad.resize(pred.shape());
+    grad.resize(pred.shape())?;
     let g = Some(grad.data_mut());
     Ok(kernel(
         Backend::Native,

@@ -5,6 +5,7 @@
 
 use nnkern::data::idx::parse_idx;
 use nnkern::data::{read_idx, DataError, Mnist};
+use nnkern::init::Init;
 use nnkern::kernels::KernelError;
 use nnkern::layers::{Activation, Dropout, Flatten, Linear};
 use nnkern::loss::{BceWithLogitsLoss, HingeLoss, MseLoss, SoftmaxCrossEntropy};
@@ -70,7 +71,33 @@ fn tensor_layer_and_loss_table() {
     );
     let over = Tensor::from_vec(&[usize::MAX, 2], vec![]);
     t.row("from_vec overflow", over, is!(Error::Shape { .. }));
-    let mut x = Tensor::zeros(&[2, 3]);
+    t.row(
+        "zeros overflow",
+        Tensor::zeros(&[usize::MAX, 2]),
+        is!(Error::Shape { .. }),
+    );
+    // Fits in usize, not in memory: an error, not an allocation abort.
+    t.row(
+        "zeros too large",
+        Tensor::zeros(&[1 << 62]),
+        is!(Error::Shape { .. }),
+    );
+    let mut x = Tensor::zeros(&[2, 3]).unwrap();
+    t.row(
+        "resize overflow",
+        x.resize(&[usize::MAX, 3]),
+        is!(Error::Shape { .. }),
+    );
+    t.row(
+        "resize too large",
+        x.resize(&[1 << 40, 1 << 20]),
+        is!(Error::Shape { .. }),
+    );
+    assert_eq!(
+        x.shape(),
+        [2, 3],
+        "a failed resize leaves the tensor unchanged"
+    );
     t.row("reshape", x.reshape(&[4, 2]), is!(Error::Shape { .. }));
     t.row(
         "reshape overflow",
@@ -86,6 +113,11 @@ fn tensor_layer_and_loss_table() {
     );
 
     let mut rng = Rng::new(1);
+    t.row(
+        "linear overflow",
+        Linear::with_init(usize::MAX, 2, true, Init::TorchDefault, &mut rng),
+        is!(Error::Shape { .. }),
+    );
     let mut lin = Linear::new(4, 3, &mut rng);
     t.row(
         "linear forward",
@@ -94,11 +126,11 @@ fn tensor_layer_and_loss_table() {
     );
     t.row(
         "linear rank",
-        lin.forward(&Tensor::zeros(&[4])).map(|_| ()),
+        lin.forward(&Tensor::zeros(&[4]).unwrap()).map(|_| ()),
         is!(Error::Shape { .. }),
     );
-    let x4 = Tensor::zeros(&[2, 4]);
-    let dy = Tensor::zeros(&[2, 2]);
+    let x4 = Tensor::zeros(&[2, 4]).unwrap();
+    let dy = Tensor::zeros(&[2, 2]).unwrap();
     t.row(
         "linear backward dy",
         lin.backward(&x4, &dy).map(|_| ()),
@@ -113,7 +145,9 @@ fn tensor_layer_and_loss_table() {
     let mut empty = Linear::new(4, 0, &mut rng);
     let y = empty.forward(&x4).map(|y| y.shape().to_vec());
     assert_eq!(y.unwrap(), vec![2, 0]);
-    assert!(empty.backward(&x4, &Tensor::zeros(&[2, 0])).is_ok());
+    assert!(empty
+        .backward(&x4, &Tensor::zeros(&[2, 0]).unwrap())
+        .is_ok());
 
     for p in [1.0, -0.1, f32::NAN, f32::INFINITY] {
         t.row(
@@ -138,7 +172,7 @@ fn tensor_layer_and_loss_table() {
     let mut m = model(1);
     t.row(
         "model input",
-        m.forward(&Tensor::zeros(&[2, 5])).map(|_| ()),
+        m.forward(&Tensor::zeros(&[2, 5]).unwrap()).map(|_| ()),
         is!(Error::Shape { .. }),
     );
     t.row("summary", m.summary(&[5]), is!(Error::Shape { .. }));
@@ -158,12 +192,12 @@ fn tensor_layer_and_loss_table() {
     let mut xent = SoftmaxCrossEntropy::new();
     t.row(
         "xent rank",
-        xent.forward(&Tensor::zeros(&[6]), &[0]),
+        xent.forward(&Tensor::zeros(&[6]).unwrap(), &[0]),
         is!(Error::Shape { .. }),
     );
     t.row(
         "xent classes 0",
-        xent.forward(&Tensor::zeros(&[2, 0]), &[0, 0]),
+        xent.forward(&Tensor::zeros(&[2, 0]).unwrap(), &[0, 0]),
         is!(Error::Shape { .. }),
     );
     t.row(
@@ -187,7 +221,7 @@ fn tensor_layer_and_loss_table() {
             ..
         })),
     );
-    let y3 = Tensor::zeros(&[3, 2]);
+    let y3 = Tensor::zeros(&[3, 2]).unwrap();
     t.row(
         "mse shape",
         MseLoss::new().forward(&x, &y3),

@@ -85,7 +85,7 @@ impl Trainer {
         let mut done = 0usize;
         for start in (0..data.len()).step_by(self.batch) {
             let end = (start + self.batch).min(data.len());
-            load_batch(data, &self.order[start..end], &mut self.x, &mut self.labels);
+            load_batch(data, &self.order[start..end], &mut self.x, &mut self.labels)?;
             let logits = self.model.forward(&self.x)?;
             let loss = self.loss.forward(logits, &self.labels)?;
             self.model.backward(&self.x, self.loss.grad())?;
@@ -103,7 +103,7 @@ impl Trainer {
         let mut correct = 0usize;
         let indices: Vec<usize> = (0..data.len()).collect();
         for chunk in indices.chunks(self.eval_batch) {
-            load_batch(data, chunk, &mut self.x, &mut self.labels);
+            load_batch(data, chunk, &mut self.x, &mut self.labels)?;
             let logits = self.model.forward(&self.x)?;
             let classes = logits.shape()[1];
             correct += logits
@@ -123,11 +123,17 @@ impl Trainer {
 }
 
 /// Copies the images `indices` of `data` into `x` (`[n, 1, 28, 28]`) and their labels.
-fn load_batch(data: &MnistSplit, indices: &[usize], x: &mut Tensor, labels: &mut Vec<u32>) {
-    x.resize(&[indices.len(), 1, SIDE, SIDE]);
+fn load_batch(
+    data: &MnistSplit,
+    indices: &[usize],
+    x: &mut Tensor,
+    labels: &mut Vec<u32>,
+) -> Result<()> {
+    x.resize(&[indices.len(), 1, SIDE, SIDE])?;
     labels.resize(indices.len(), 0);
     debug_assert_eq!(x.len(), indices.len() * PIXELS);
     data.gather(indices, x.data_mut(), labels);
+    Ok(())
 }
 
 /// Index of the largest value (the first on ties; comparisons with NaN are false).
