@@ -37,7 +37,7 @@ fn run(data: &Mnist, threads: usize) -> Result<(), Box<dyn std::error::Error + S
     for step in 0..STEPS + 5 {
         let warm = step < 5; // first steps size the buffers
         let idx: Vec<usize> = (step * BATCH..(step + 1) * BATCH).collect();
-        data.train.gather(&idx, x.data_mut(), &mut labels);
+        data.train.gather(&idx, x.data_mut(), &mut labels).unwrap();
         let layers = model.layers_mut();
         for (i, time) in fwd.iter_mut().enumerate() {
             let (before, rest) = layers.split_at_mut(i);

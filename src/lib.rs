@@ -5,8 +5,9 @@
 //! runner (`nnkern-bench`).
 //!
 //! ## API in brief
-//! * [`Tensor`]: owned f32 buffer + shape (`zeros` and `from_vec` return `Result`, `shape`, `data`, `data_mut`,
-//!   `resize` (reuses the allocation), `reshape`, `view`/`rows` for borrowed views).
+//! * [`Tensor`]: owned f32 buffer + shape (`zeros`, `from_vec`, `shape`, `data`, `data_mut`,
+//!   `resize` (reuses the allocation), `reshape`, `view`/`rows` for borrowed views); the
+//!   constructors and `resize` return `Result` (a shape too large is an error, not a panic).
 //! * [`Layer`]: `forward(&mut self, x) -> Result<&Tensor>`, `backward(&mut self, x, dy) ->
 //!   Result<&Tensor>` (same `x` as the forward; writes parameter gradients, returns the input
 //!   gradient), `output()`, `input_grad()`, `set_training`, `visit_params[_mut]`,
