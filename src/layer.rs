@@ -25,6 +25,26 @@ impl Param {
         grad.fill(0.0);
         Param { name, value, grad }
     }
+
+    /// Visits a weight and its optional bias, in that order (`Linear`, `Conv2d`).
+    pub(crate) fn visit_pair<'a>(
+        weight: &'a Param,
+        bias: &'a Option<Param>,
+        f: &mut dyn FnMut(&'a Param),
+    ) {
+        f(weight);
+        bias.iter().for_each(f);
+    }
+
+    /// [`Param::visit_pair`], mutably.
+    pub(crate) fn visit_pair_mut(
+        weight: &mut Param,
+        bias: &mut Option<Param>,
+        f: &mut dyn FnMut(&mut Param),
+    ) {
+        f(weight);
+        bias.iter_mut().for_each(f);
+    }
 }
 
 /// A weight of `shape` filled by `init` and, when `bias`, a bias of `shape[0]` elements

@@ -231,16 +231,10 @@ impl Layer for Conv2d {
     }
 
     fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param)) {
-        f(&self.weight);
-        if let Some(b) = &self.bias {
-            f(b);
-        }
+        Param::visit_pair(&self.weight, &self.bias, f);
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
-        f(&mut self.weight);
-        if let Some(b) = &mut self.bias {
-            f(b);
-        }
+        Param::visit_pair_mut(&mut self.weight, &mut self.bias, f);
     }
 }

@@ -6,7 +6,7 @@
 //! Any other value (0.5, 2, NaN, ...) is `KernelError::InvalidParam { arg: "target", .. }`
 //! naming the first bad index and its value, the same error on every path.
 
-use super::pointwise::{run, run_reference, Scalar};
+use super::pointwise::{run_on, run_reference, Scalar};
 use super::Reduction;
 use crate::error::KernelError;
 use crate::Backend;
@@ -52,10 +52,7 @@ pub fn hinge_loss(
     reduction: Reduction,
     grad: Option<&mut [f32]>,
 ) -> Result<f32, KernelError> {
-    match backend {
-        Backend::Reference => hinge_loss_reference(pred, target, reduction, grad),
-        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, Scalar(term)),
-    }
+    run_on(backend, pred, target, reduction, grad, Scalar(term))
 }
 
 /// Reference of [`hinge_loss`]: a plain loop in `T` (the tests run it in f64).

@@ -9,6 +9,7 @@
 use super::Reduction;
 use crate::error::{check_len, check_min_len, KernelError};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
+use crate::Backend;
 use rayon::prelude::*;
 
 /// Elements per chunk handed to [`Terms::chunk`] (a multiple of every vector width).
@@ -57,6 +58,22 @@ const BLOCKS: usize = 64;
 const BLOCK_MIN: usize = 1 << 14;
 /// Below this many elements the loss runs on the calling thread.
 const PARALLEL_MIN: usize = 1 << 16;
+
+/// The backend switch of every element-wise loss: `Backend::Reference` runs the plain loop
+/// over the scalar term (in f32), the others the native driver [`run`].
+pub(crate) fn run_on(
+    backend: Backend,
+    pred: &[f32],
+    target: &[f32],
+    reduction: Reduction,
+    grad: Option<&mut [f32]>,
+    terms: impl Terms,
+) -> Result<f32, KernelError> {
+    match backend {
+        Backend::Reference => run_reference(pred, target, reduction, grad, |x, y| terms.term(x, y)),
+        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, terms),
+    }
+}
 
 /// Runs the loss's terms over all elements, writing `grad[i] = dloss_i * scale` (if `grad`
 /// is given; `scale` is `1 / n` for the mean) and returning the reduced loss. An invalid
