@@ -205,7 +205,10 @@ fuzz_target!(|data: &[u8]| {
                 // centered: v - gbar^2 cancels; its relative error grows by (v + gbar^2) / (v - gbar^2).
                 let (v, gb) = (s64[0][i], s64[2][i]);
                 let var = v - gb * gb;
-                if var <= 0.0 {
+                // Where f32 rounding (a few ulp of v and gbar^2) can reach var itself, the f32
+                // variance may come out negative and its square root NaN, as in PyTorch: no
+                // bound to check there.
+                if var <= 16.0 * EPS * (v + gb * gb) {
                     continue;
                 }
                 cond = (v + gb * gb) / var;
