@@ -31,13 +31,13 @@ fn run(data: &Mnist, threads: usize) -> Result<(), Box<dyn std::error::Error + S
     let n_layers = model.layers().len();
     let (mut fwd, mut bwd) = (vec![0.0f64; n_layers], vec![0.0f64; n_layers]);
     let (mut t_loss, mut t_opt) = (0.0f64, 0.0f64);
-    let mut x = Tensor::zeros(&[BATCH, 1, 28, 28]);
+    let mut x = Tensor::zeros(&[BATCH, 1, 28, 28]).unwrap();
     let mut labels = vec![0u32; BATCH];
     let total = Instant::now();
     for step in 0..STEPS + 5 {
         let warm = step < 5; // first steps size the buffers
         let idx: Vec<usize> = (step * BATCH..(step + 1) * BATCH).collect();
-        data.train.gather(&idx, x.data_mut(), &mut labels);
+        data.train.gather(&idx, x.data_mut(), &mut labels).unwrap();
         let layers = model.layers_mut();
         for (i, time) in fwd.iter_mut().enumerate() {
             let (before, rest) = layers.split_at_mut(i);

@@ -1,6 +1,8 @@
 //! The [`Layer`] trait and [`Param`], a trainable tensor with its gradient.
 
 use crate::error::Result;
+use crate::init::Init;
+use crate::rng::Rng;
 use crate::tensor::Tensor;
 
 /// A trainable tensor, its gradient (same shape) and its name within its layer
@@ -18,9 +20,55 @@ pub struct Param {
 impl Param {
     /// A parameter holding `value`, with a zero gradient of the same shape.
     pub fn new(name: &'static str, value: Tensor) -> Param {
-        let grad = Tensor::zeros(value.shape());
+        // A copy of an existing tensor: no shape to validate.
+        let mut grad = value.clone();
+        grad.fill(0.0);
         Param { name, value, grad }
     }
+
+    /// Visits a weight and its optional bias, in that order (`Linear`, `Conv2d`).
+    pub(crate) fn visit_pair<'a>(
+        weight: &'a Param,
+        bias: &'a Option<Param>,
+        f: &mut dyn FnMut(&'a Param),
+    ) {
+        f(weight);
+        bias.iter().for_each(f);
+    }
+
+    /// [`Param::visit_pair`], mutably.
+    pub(crate) fn visit_pair_mut(
+        weight: &mut Param,
+        bias: &mut Option<Param>,
+        f: &mut dyn FnMut(&mut Param),
+    ) {
+        f(weight);
+        bias.iter_mut().for_each(f);
+    }
+}
+
+/// A weight of `shape` filled by `init` and, when `bias`, a bias of `shape[0]` elements
+/// filled like PyTorch's (`TorchDefault` with the same fans): the parameters of `Linear` and
+/// `Conv2d`. Fails if a size overflows or cannot be allocated.
+pub(crate) fn init_params(
+    shape: &[usize],
+    bias: bool,
+    init: Init,
+    fan_in: usize,
+    fan_out: usize,
+    rng: &mut Rng,
+) -> Result<(Param, Option<Param>)> {
+    let mut w = Tensor::zeros(shape)?;
+    init.fill(rng, w.data_mut(), fan_in, fan_out);
+    let bias = match bias {
+        true => {
+            let mut b = Tensor::zeros(&shape[..1])?;
+            Init::TorchDefault.fill(rng, b.data_mut(), fan_in, shape[0]);
+            Some(Param::new("bias", b))
+        }
+        false => None,
+    };
+    Ok((Param::new("weight", w), bias))
 }
 
 /// A differentiable building block.

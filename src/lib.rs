@@ -6,7 +6,8 @@
 //!
 //! ## API in brief
 //! * [`Tensor`]: owned f32 buffer + shape (`zeros`, `from_vec`, `shape`, `data`, `data_mut`,
-//!   `resize` (reuses the allocation), `reshape`, `view`/`rows` for borrowed views).
+//!   `resize` (reuses the allocation), `reshape`, `view`/`rows` for borrowed views); the
+//!   constructors and `resize` return `Result` (a shape too large is an error, not a panic).
 //! * [`Layer`]: `forward(&mut self, x) -> Result<&Tensor>`, `backward(&mut self, x, dy) ->
 //!   Result<&Tensor>` (same `x` as the forward; writes parameter gradients, returns the input
 //!   gradient), `output()`, `input_grad()`, `set_training`, `visit_params[_mut]`,
@@ -39,7 +40,7 @@
 //!     .add(Linear::new(8, 3, &mut rng));
 //! let mut loss = SoftmaxCrossEntropy::new();
 //! let mut opt = Optimizer::adam(1e-3);
-//! let x = Tensor::zeros(&[2, 4]);
+//! let x = Tensor::zeros(&[2, 4]).unwrap();
 //! let labels = [0u32, 2];
 //! let logits = model.forward(&x).unwrap();
 //! let l = loss.forward(logits, &labels).unwrap();

@@ -26,7 +26,7 @@ impl SoftmaxCrossEntropy {
     /// Labels outside `0..C` or a label count other than `N` are errors.
     pub fn forward(&mut self, logits: &Tensor, labels: &[u32]) -> Result<f32> {
         let [n, c] = rows_cols("SoftmaxCrossEntropy logits", logits.shape())?;
-        self.grad.resize(logits.shape());
+        self.grad.resize(logits.shape())?;
         let p = SoftmaxXent::new(n, c);
         let dlogits = Some(self.grad.data_mut());
         Ok(softmax_cross_entropy(
@@ -75,7 +75,7 @@ fn pointwise(
             target.shape(),
         ));
     }
-    grad.resize(pred.shape());
+    grad.resize(pred.shape())?;
     let g = Some(grad.data_mut());
     Ok(kernel(
         Backend::Native,
@@ -130,8 +130,10 @@ pointwise_loss!(
 );
 
 pointwise_loss!(
-    /// Binary hinge loss: `mean(max(0, 1 − y·x))` with labels `y = ±1` (or `0` for −1),
-    /// gradient `−y/len` inside the margin, 0 outside and at the kink. Other labels are errors.
+    /// Binary hinge loss: `mean(max(0, 1 − y·x))` with labels `y = ±1` (or `0` for −1, so
+    /// `{0, 1}` targets work too: the policy of the kernel [`hinge_loss`]), gradient
+    /// `−y/len` inside the margin, 0 outside and at the kink. Any other target value (0.5,
+    /// NaN, ...) is `Error::Kernel(KernelError::InvalidParam { arg: "target", .. })`.
     HingeLoss,
     hinge_loss,
     "HingeLoss target"

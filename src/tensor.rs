@@ -1,5 +1,7 @@
 //! [`Tensor`]: an owned f32 buffer with a shape (row-major / NCHW), and borrowed views.
 
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::{shape_err, Result};
 
 /// An owned, contiguous, row-major f32 buffer with a shape. No autograd: layers read and write
@@ -9,6 +11,16 @@ use crate::error::{shape_err, Result};
 pub struct Tensor {
     data: Vec<f32>,
     shape: Vec<usize>,
+}
+
+/// The element count of `shape`, with room for it reserved in `data`; a shape error naming
+/// `what` if the count overflows or the allocation fails.
+fn reserve(what: &str, data: &mut Vec<f32>, shape: &[usize]) -> Result<usize> {
+    let n = numel(shape)
+        .ok_or_else(|| shape_err(what, "expected an element count that fits in usize", shape))?;
+    data.try_reserve(n.saturating_sub(data.len()))
+        .map_err(|e| shape_err(what, format!("cannot allocate {n} elements ({e})"), shape))?;
+    Ok(n)
 }
 
 /// The number of elements of `shape`, or `None` on overflow.
@@ -27,14 +39,16 @@ impl Tensor {
 
     /// A tensor of zeros.
     ///
-    /// # Panics
-    /// If the element count overflows `usize` (use [`Tensor::from_vec`] for untrusted shapes).
-    pub fn zeros(shape: &[usize]) -> Tensor {
-        let n = numel(shape).expect("tensor size overflows usize");
-        Tensor {
-            data: vec![0.0; n],
+    /// Errors: [`Error::Shape`] if the element count overflows `usize` or cannot be allocated
+    /// (the allocation is attempted, never aborted on).
+    pub fn zeros(shape: &[usize]) -> Result<Tensor> {
+        let mut data = Vec::new();
+        let n = reserve("Tensor::zeros", &mut data, shape)?;
+        data.resize(n, 0.0);
+        Ok(Tensor {
+            data,
             shape: shape.to_vec(),
-        }
+        })
     }
 
     /// A tensor holding `data` with `shape`; fails unless the lengths agree.
@@ -86,10 +100,16 @@ impl Tensor {
     /// are unspecified afterwards (callers overwrite them). Does not allocate when the element
     /// count and rank do not grow.
     ///
-    /// # Panics
-    /// If the element count overflows `usize`.
-    pub fn resize(&mut self, shape: &[usize]) {
-        let n = numel(shape).expect("tensor size overflows usize");
+    /// Errors: [`Error::Shape`] if the element count overflows `usize` or cannot be allocated;
+    /// the tensor is then unchanged.
+    pub fn resize(&mut self, shape: &[usize]) -> Result<()> {
+        let n = reserve("Tensor::resize", &mut self.data, shape)?;
+        self.set_shape(n, shape);
+        Ok(())
+    }
+
+    /// Sets the element count `n` and `shape` (`n` is the shape's count, with room reserved).
+    fn set_shape(&mut self, n: usize, shape: &[usize]) {
         self.data.resize(n, 0.0);
         if self.shape != shape {
             self.shape.clear();
@@ -113,7 +133,8 @@ impl Tensor {
 
     /// Copies `other`'s shape and elements into `self`, reusing the allocation.
     pub fn copy_from(&mut self, other: &Tensor) {
-        self.resize(&other.shape);
+        // `other` exists, so its shape's element count is its (allocated) length.
+        self.set_shape(other.data.len(), &other.shape);
         self.data.copy_from_slice(&other.data);
     }
 

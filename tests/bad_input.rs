@@ -4,10 +4,19 @@
 //! optimizer unchanged. (The kernels crate has its own table in `kernels/tests/bad_input.rs`.)
 
 use nnkern::data::idx::parse_idx;
+use nnkern::data::mnist::{MnistSplit, PIXELS};
 use nnkern::data::{read_idx, DataError, Mnist};
+use nnkern::init::Init;
 use nnkern::kernels::KernelError;
-use nnkern::layers::{Activation, Dropout, Flatten, Linear};
+use nnkern::layers::{
+    ActKind, Activation, AvgPool2d, Conv2d, Conv2dOptions, Dropout, Flatten, GlobalAvgPool, Linear,
+    MaxPool2d, Softmax,
+};
 use nnkern::loss::{BceWithLogitsLoss, HingeLoss, MseLoss, SoftmaxCrossEntropy};
+use nnkern::mnist::cli::{build_model, run, MnistArgs, ModelKind};
+use nnkern::mnist::plot::plot_history;
+use nnkern::mnist::report::{EpochStats, MetricsWriter};
+use nnkern::mnist::train::{TrainConfig, Trainer};
 use nnkern::optim::Optimizer;
 use nnkern::rng::Rng;
 use nnkern::{checkpoint, Error, Layer, Sequential, Tensor};
@@ -70,7 +79,33 @@ fn tensor_layer_and_loss_table() {
     );
     let over = Tensor::from_vec(&[usize::MAX, 2], vec![]);
     t.row("from_vec overflow", over, is!(Error::Shape { .. }));
-    let mut x = Tensor::zeros(&[2, 3]);
+    t.row(
+        "zeros overflow",
+        Tensor::zeros(&[usize::MAX, 2]),
+        is!(Error::Shape { .. }),
+    );
+    // Fits in usize, not in memory: an error, not an allocation abort.
+    t.row(
+        "zeros too large",
+        Tensor::zeros(&[1 << 62]),
+        is!(Error::Shape { .. }),
+    );
+    let mut x = Tensor::zeros(&[2, 3]).unwrap();
+    t.row(
+        "resize overflow",
+        x.resize(&[usize::MAX, 3]),
+        is!(Error::Shape { .. }),
+    );
+    t.row(
+        "resize too large",
+        x.resize(&[1 << 40, 1 << 20]),
+        is!(Error::Shape { .. }),
+    );
+    assert_eq!(
+        x.shape(),
+        [2, 3],
+        "a failed resize leaves the tensor unchanged"
+    );
     t.row("reshape", x.reshape(&[4, 2]), is!(Error::Shape { .. }));
     t.row(
         "reshape overflow",
@@ -86,6 +121,11 @@ fn tensor_layer_and_loss_table() {
     );
 
     let mut rng = Rng::new(1);
+    t.row(
+        "linear overflow",
+        Linear::with_init(usize::MAX, 2, true, Init::TorchDefault, &mut rng),
+        is!(Error::Shape { .. }),
+    );
     let mut lin = Linear::new(4, 3, &mut rng);
     t.row(
         "linear forward",
@@ -94,11 +134,11 @@ fn tensor_layer_and_loss_table() {
     );
     t.row(
         "linear rank",
-        lin.forward(&Tensor::zeros(&[4])).map(|_| ()),
+        lin.forward(&Tensor::zeros(&[4]).unwrap()).map(|_| ()),
         is!(Error::Shape { .. }),
     );
-    let x4 = Tensor::zeros(&[2, 4]);
-    let dy = Tensor::zeros(&[2, 2]);
+    let x4 = Tensor::zeros(&[2, 4]).unwrap();
+    let dy = Tensor::zeros(&[2, 2]).unwrap();
     t.row(
         "linear backward dy",
         lin.backward(&x4, &dy).map(|_| ()),
@@ -113,7 +153,9 @@ fn tensor_layer_and_loss_table() {
     let mut empty = Linear::new(4, 0, &mut rng);
     let y = empty.forward(&x4).map(|y| y.shape().to_vec());
     assert_eq!(y.unwrap(), vec![2, 0]);
-    assert!(empty.backward(&x4, &Tensor::zeros(&[2, 0])).is_ok());
+    assert!(empty
+        .backward(&x4, &Tensor::zeros(&[2, 0]).unwrap())
+        .is_ok());
 
     for p in [1.0, -0.1, f32::NAN, f32::INFINITY] {
         t.row(
@@ -138,7 +180,7 @@ fn tensor_layer_and_loss_table() {
     let mut m = model(1);
     t.row(
         "model input",
-        m.forward(&Tensor::zeros(&[2, 5])).map(|_| ()),
+        m.forward(&Tensor::zeros(&[2, 5]).unwrap()).map(|_| ()),
         is!(Error::Shape { .. }),
     );
     t.row("summary", m.summary(&[5]), is!(Error::Shape { .. }));
@@ -158,12 +200,12 @@ fn tensor_layer_and_loss_table() {
     let mut xent = SoftmaxCrossEntropy::new();
     t.row(
         "xent rank",
-        xent.forward(&Tensor::zeros(&[6]), &[0]),
+        xent.forward(&Tensor::zeros(&[6]).unwrap(), &[0]),
         is!(Error::Shape { .. }),
     );
     t.row(
         "xent classes 0",
-        xent.forward(&Tensor::zeros(&[2, 0]), &[0, 0]),
+        xent.forward(&Tensor::zeros(&[2, 0]).unwrap(), &[0, 0]),
         is!(Error::Shape { .. }),
     );
     t.row(
@@ -187,7 +229,7 @@ fn tensor_layer_and_loss_table() {
             ..
         })),
     );
-    let y3 = Tensor::zeros(&[3, 2]);
+    let y3 = Tensor::zeros(&[3, 2]).unwrap();
     t.row(
         "mse shape",
         MseLoss::new().forward(&x, &y3),
@@ -203,8 +245,18 @@ fn tensor_layer_and_loss_table() {
         HingeLoss::new().forward(&x, &y3),
         is!(Error::Shape { .. }),
     );
-    // (HingeLoss of the network layer accepts any target value; the kernel `hinge_loss`
-    // rejects labels other than -1, 0, 1: see kernels/tests/bad_input.rs.)
+    // Hinge targets other than -1, 0 (for -1) and +1 are the kernel's label error.
+    let half = Tensor::from_vec(&[2, 3], vec![1.0, 0.0, -1.0, 0.5, 1.0, 1.0]).unwrap();
+    t.row(
+        "hinge label 0.5",
+        HingeLoss::new().forward(&x, &half),
+        is!(Error::Kernel(KernelError::InvalidParam {
+            arg: "target",
+            ..
+        })),
+    );
+    let zero_one = Tensor::from_vec(&[2, 3], vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0]).unwrap();
+    assert!(HingeLoss::new().forward(&x, &zero_one).is_ok());
     for (name, mut opt) in [
         ("lr NaN", Optimizer::adam(f32::NAN)),
         ("lr negative", Optimizer::sgd(-1.0)),
@@ -484,5 +536,234 @@ fn idx_and_mnist_table() {
     let dir = tmp("mnist-bad");
     std::fs::create_dir_all(&dir).unwrap();
     t.row("mnist files", Mnist::load(&dir), is!(DataError::Io { .. }));
+    t.check();
+}
+
+#[test]
+fn conv_pool_activation_and_mnist_table() {
+    let mut t = Table(Vec::new());
+    let mut rng = Rng::new(3);
+    let opts = Conv2dOptions::default();
+    let conv =
+        |i, o, k, opts, rng: &mut Rng| Conv2d::with_options(i, o, k, opts, Init::TorchDefault, rng);
+    t.row(
+        "conv 0 channels",
+        conv(0, 2, [3, 3], opts, &mut rng),
+        is!(Error::Invalid(_)),
+    );
+    let g3 = Conv2dOptions { groups: 3, ..opts };
+    t.row(
+        "conv groups",
+        conv(4, 6, [3, 3], g3, &mut rng),
+        is!(Error::Invalid(_)),
+    );
+    let s0 = Conv2dOptions {
+        stride: [0, 1],
+        ..opts
+    };
+    t.row(
+        "conv stride 0",
+        conv(1, 1, [3, 3], s0, &mut rng),
+        is!(Error::Invalid(_)),
+    );
+    let huge = conv(1 << 40, 1 << 40, [3, 3], opts, &mut rng);
+    t.row("conv weight overflow", huge, is!(Error::Shape { .. }));
+    let mut c = conv(2, 3, [3, 3], opts, &mut rng).unwrap();
+    let x = Tensor::zeros(&[1, 2, 5, 5]).unwrap();
+    let rank3 = Tensor::zeros(&[2, 5, 5]).unwrap();
+    t.row(
+        "conv rank",
+        c.forward(&rank3).map(|_| ()),
+        is!(Error::Shape { .. }),
+    );
+    let x1 = Tensor::zeros(&[1, 1, 5, 5]).unwrap();
+    t.row(
+        "conv channels",
+        c.forward(&x1).map(|_| ()),
+        is!(Error::Shape { .. }),
+    );
+    let small = Tensor::zeros(&[1, 2, 2, 2]).unwrap();
+    t.row(
+        "conv input < kernel",
+        c.forward(&small).map(|_| ()),
+        is!(Error::Kernel(_)),
+    );
+    c.forward(&x).unwrap();
+    let dy = Tensor::zeros(&[1, 3, 2, 2]).unwrap();
+    t.row(
+        "conv backward dy",
+        c.backward(&x, &dy).map(|_| ()),
+        is!(Error::Shape { .. }),
+    );
+    t.row(
+        "conv output_shape",
+        c.output_shape(&[1, 2, 5]),
+        is!(Error::Shape { .. }),
+    );
+
+    let pools: [(&str, Box<dyn Layer>); 3] = [
+        (
+            "max",
+            Box::new(MaxPool2d::with_options([2, 2], [2, 2], [2, 0])),
+        ),
+        (
+            "avg",
+            Box::new(AvgPool2d::with_options([2, 2], [0, 2], [0, 0], true)),
+        ),
+        ("max k0", Box::new(MaxPool2d::new(0))),
+    ];
+    for (name, mut p) in pools {
+        t.row(name, p.forward(&x).map(|_| ()), is!(Error::Kernel(_)));
+    }
+    for (name, mut p) in [
+        ("max", Box::new(MaxPool2d::new(2)) as Box<dyn Layer>),
+        ("avg", Box::new(AvgPool2d::new(2))),
+        ("global", Box::new(GlobalAvgPool::new())),
+    ] {
+        let n = format!("{name} rank");
+        t.row(&n, p.forward(&rank3).map(|_| ()), is!(Error::Shape { .. }));
+        p.forward(&x).unwrap();
+        let n = format!("{name} backward dy");
+        t.row(
+            &n,
+            p.backward(&x, &rank3).map(|_| ()),
+            is!(Error::Shape { .. }),
+        );
+    }
+
+    let mut leaky = Activation::leaky_relu(f32::NAN);
+    let slope = leaky.forward(&x).map(|_| ());
+    t.row(
+        "leaky NaN slope",
+        slope,
+        is!(Error::Kernel(KernelError::InvalidParam {
+            arg: "slope",
+            ..
+        })),
+    );
+    let mut elu = Activation::new(ActKind::Elu(-1.0));
+    let alpha = elu.forward(&x).map(|_| ());
+    t.row(
+        "elu alpha",
+        alpha,
+        is!(Error::Kernel(KernelError::InvalidParam {
+            arg: "alpha",
+            ..
+        })),
+    );
+    let mut relu = Activation::relu();
+    relu.forward(&x).unwrap();
+    t.row(
+        "act backward dy",
+        relu.backward(&x, &rank3).map(|_| ()),
+        is!(Error::Shape { .. }),
+    );
+    let mut sm = Softmax::new();
+    let no_cols = Tensor::zeros(&[2, 0]).unwrap();
+    t.row(
+        "softmax C = 0",
+        sm.forward(&no_cols).map(|_| ()),
+        is!(Error::Shape { .. }),
+    );
+    sm.forward(&x).unwrap();
+    t.row(
+        "softmax backward dy",
+        sm.backward(&x, &rank3).map(|_| ()),
+        is!(Error::Shape { .. }),
+    );
+
+    // MNIST splits have public fields, so they may be inconsistent.
+    let split = MnistSplit {
+        images: vec![0.5; 2 * PIXELS],
+        labels: vec![3, 11, 4],
+    };
+    assert!(split.image(2).is_none() && split.image(usize::MAX).is_none());
+    assert_eq!(split.take(5).len(), 2, "take keeps whole images only");
+    t.row("label counts", split.label_counts(), is!(Error::Invalid(_)));
+    let (mut img, mut lab) = (vec![0.0; PIXELS], vec![0u32; 1]);
+    t.row(
+        "gather index",
+        split.gather(&[2], &mut img, &mut lab),
+        is!(Error::Invalid(_)),
+    );
+    t.row(
+        "gather buffer",
+        split.gather(&[0, 1], &mut img, &mut lab),
+        is!(Error::Shape { .. }),
+    );
+    let mut trainer = Trainer::new(model(1), &TrainConfig::default());
+    let ok_split = split.take(1);
+    t.row(
+        "train model shape",
+        trainer.evaluate(&ok_split),
+        is!(Error::Shape { .. }),
+    );
+    let mut trainer = Trainer::new(
+        build_model(ModelKind::Mlp, 1).unwrap(),
+        &TrainConfig::default(),
+    );
+    let mut quiet = |_: usize, _: f64| {};
+    t.row(
+        "train bad split",
+        trainer.train_epoch(&split, &mut quiet),
+        is!(Error::Invalid(_)),
+    );
+    t.row(
+        "evaluate label",
+        trainer.evaluate(&split.take(2)),
+        is!(Error::Kernel(_)),
+    );
+
+    // Output files in a directory that does not exist.
+    let nowhere = tmp("no-such-dir").join("x");
+    assert!(MetricsWriter::create(&nowhere).is_err(), "metrics file");
+    let stats = EpochStats {
+        epoch: 1,
+        train_loss: 0.5,
+        test_acc: 90.0,
+        epoch_s: 1.0,
+        images_per_s: 1.0,
+    };
+    assert!(
+        plot_history(&nowhere.with_extension("png"), &[stats]).is_err(),
+        "plot path"
+    );
+    assert!(
+        plot_history(&tmp("empty.png"), &[]).is_err(),
+        "plot of no epochs"
+    );
+    let args = |f: fn(&mut MnistArgs)| {
+        let mut a = MnistArgs {
+            epochs: 1,
+            batch: 1,
+            lr: 1e-3,
+            threads: 1,
+            data: nowhere.clone(),
+            seed: 1,
+            save: None,
+            plot: None,
+            metrics: None,
+            model: ModelKind::Mlp,
+            train_limit: Some(1),
+        };
+        f(&mut a);
+        run(&a)
+    };
+    for (name, f) in [
+        (
+            "epochs",
+            (|a: &mut MnistArgs| a.epochs = 0) as fn(&mut MnistArgs),
+        ),
+        ("batch", |a| a.batch = 0),
+        ("threads", |a| a.threads = 0),
+        ("lr", |a| a.lr = f32::NAN),
+        ("data", |_| {}),
+    ] {
+        let r = args(f);
+        assert!(
+            matches!(&r, Err(e) if e.contains(name)),
+            "mnist run {name}: {r:?}"
+        );
+    }
     t.check();
 }

@@ -19,7 +19,7 @@ fn mlp(seed: u64, hidden: usize) -> Sequential {
 
 fn train(model: &mut Sequential, opt: &mut Optimizer, steps: usize) {
     let mut rng = Rng::new(77);
-    let mut x = Tensor::zeros(&[8, 5]);
+    let mut x = Tensor::zeros(&[8, 5]).unwrap();
     rng.fill_uniform(x.data_mut(), -1.0, 1.0);
     let labels: Vec<u32> = (0..8).map(|i| i % 3).collect();
     let mut loss = SoftmaxCrossEntropy::new();

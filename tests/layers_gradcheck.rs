@@ -13,7 +13,8 @@ fn linear_with_and_without_bias() {
     let mut rng = Rng::new(1);
     let x = rand_tensor(&[5, 7], 2, 0.0);
     check_layer("Linear", &mut Linear::new(7, 3, &mut rng), &x, 1e-2, 20);
-    let mut nb = Linear::with_init(7, 3, false, nnkern::init::Init::XavierNormal, &mut rng);
+    let mut nb =
+        Linear::with_init(7, 3, false, nnkern::init::Init::XavierNormal, &mut rng).unwrap();
     assert_eq!(nb.param_count(), 21);
     check_layer("Linear (no bias)", &mut nb, &x, 1e-2, 20);
 }
@@ -171,9 +172,14 @@ fn mlp_model_gradients() {
 fn shape_errors_are_reported() {
     let mut rng = Rng::new(0);
     let mut l = Linear::new(3, 2, &mut rng);
-    let err = l.forward(&Tensor::zeros(&[2, 4])).unwrap_err().to_string();
+    let err = l
+        .forward(&Tensor::zeros(&[2, 4]).unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("Linear input"), "{err}");
-    assert!(Sequential::new().forward(&Tensor::zeros(&[1])).is_err());
+    assert!(Sequential::new()
+        .forward(&Tensor::zeros(&[1]).unwrap())
+        .is_err());
 }
 
 /// A residual block written by hand from the same parts: `y = x + f(x)`. Shows that layers
@@ -193,7 +199,7 @@ impl Layer for Residual {
     }
     fn forward(&mut self, x: &Tensor) -> nnkern::Result<&Tensor> {
         let f = self.inner.forward(x)?;
-        self.y.resize(f.shape());
+        self.y.resize(f.shape())?;
         for ((y, &a), &b) in self.y.data_mut().iter_mut().zip(f.data()).zip(x.data()) {
             *y = a + b;
         }
@@ -201,7 +207,7 @@ impl Layer for Residual {
     }
     fn backward(&mut self, x: &Tensor, dy: &Tensor) -> nnkern::Result<&Tensor> {
         let df = self.inner.backward(x, dy)?;
-        self.dx.resize(x.shape());
+        self.dx.resize(x.shape())?;
         for ((d, &a), &b) in self.dx.data_mut().iter_mut().zip(df.data()).zip(dy.data()) {
             *d = a + b;
         }
@@ -309,7 +315,7 @@ fn conv2d_with_every_option() {
 fn pooling_layers() {
     use nnkern::layers::{AvgPool2d, GlobalAvgPool, MaxPool2d};
     // Distinct values at least 0.05 apart, so no window has a near-tie the step could flip.
-    let mut x = Tensor::zeros(&[2, 3, 6, 5]);
+    let mut x = Tensor::zeros(&[2, 3, 6, 5]).unwrap();
     let n = x.len();
     let mut order: Vec<usize> = (0..n).collect();
     Rng::new(51).shuffle(&mut order);

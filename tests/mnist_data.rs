@@ -74,11 +74,11 @@ fn real_mnist_loads_with_the_documented_counts() {
     assert_eq!(data.test.images.len(), 10_000 * PIXELS);
     // Training counts from ../shared/data/mnist/README.md; test counts of the original t10k set.
     assert_eq!(
-        data.train.label_counts(),
+        data.train.label_counts().unwrap(),
         [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     );
     assert_eq!(
-        data.test.label_counts(),
+        data.test.label_counts().unwrap(),
         [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     );
     for split in [&data.train, &data.test] {
@@ -98,13 +98,18 @@ fn small_valid_files_load_exactly() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(data.train.labels, vec![7, 0, 9]);
     assert_eq!(data.test.labels, vec![1, 2]);
-    assert_eq!(data.train.image(1)[0], (PIXELS % 256) as f32 / 255.0);
-    assert_eq!(data.train.image(0)[255], 1.0);
+    assert_eq!(
+        data.train.image(1).unwrap()[0],
+        (PIXELS % 256) as f32 / 255.0
+    );
+    assert_eq!(data.train.image(0).unwrap()[255], 1.0);
     let mut images = vec![0.0; 2 * PIXELS];
     let mut labels = vec![0usize; 2];
-    data.train.gather(&[2, 0], &mut images, &mut labels);
+    data.train
+        .gather(&[2, 0], &mut images, &mut labels)
+        .unwrap();
     assert_eq!(labels, vec![9, 7]);
-    assert_eq!(&images[..PIXELS], data.train.image(2));
+    assert_eq!(&images[..PIXELS], data.train.image(2).unwrap());
     assert_eq!(data.train.take(2).labels, vec![7, 0]);
 }
 

@@ -91,10 +91,7 @@ fn sgd_variants_match_the_equations() {
             [momentum > 0.0, false, false],
             0.0,
             &|t, p, g, s| sgd_step(&cfg, p, g, &mut s[0], t == 1).unwrap(),
-            &|t, p, g, s| {
-                let (m, d, w) = (momentum as f64, dampening as f64, wd as f64);
-                reference::sgd(0.05f32 as f64, m, d, w, nesterov, t == 1, p, g, &mut s[0])
-            },
+            &|t, p, g, s| reference::sgd(&cfg, p, g, &mut s[0], t == 1).unwrap(),
         );
     }
 }
@@ -112,18 +109,7 @@ fn adagrad_matches_the_equations() {
         [true, false, false],
         0.1,
         &|t, p, g, s| adagrad_step(&cfg, t, p, g, &mut s[0]).unwrap(),
-        &|t, p, g, s| {
-            reference::adagrad(
-                0.1f32 as f64,
-                0.01f32 as f64,
-                1e-2f32 as f64,
-                1e-10f32 as f64,
-                t,
-                p,
-                g,
-                &mut s[0],
-            )
-        },
+        &|t, p, g, s| reference::adagrad(&cfg, t, p, g, &mut s[0]).unwrap(),
     );
 }
 
@@ -153,20 +139,7 @@ fn rmsprop_variants_match_the_equations() {
             },
             &|_, p, g, s| {
                 let [a, b, c] = s;
-                let (lr, al, ep) = (0.01f32 as f64, 0.9f32 as f64, 1e-8f32 as f64);
-                reference::rmsprop(
-                    lr,
-                    al,
-                    ep,
-                    wd as f64,
-                    momentum as f64,
-                    centered,
-                    p,
-                    g,
-                    a,
-                    b,
-                    c,
-                )
+                reference::rmsprop(&cfg, p, g, a, b, c).unwrap()
             },
         );
     }
@@ -193,13 +166,7 @@ fn adam_and_adamw_match_the_equations() {
             },
             &|t, p, g, s| {
                 let [a, b, _] = s;
-                let (lr, b1, b2, ep) = (
-                    1e-2f32 as f64,
-                    0.9f32 as f64,
-                    0.999f32 as f64,
-                    1e-8f32 as f64,
-                );
-                reference::adam(lr, b1, b2, ep, wd as f64, decoupled, t, p, g, a, b)
+                reference::adam(&cfg, t, p, g, a, b).unwrap()
             },
         );
     }

@@ -11,9 +11,9 @@ use nnkern::{Layer, Sequential, Tensor};
 fn xor_2_4_1_learns_to_100_percent() {
     let mut rng = Rng::new(3);
     let mut model = Sequential::new()
-        .add(Linear::with_init(2, 4, true, Init::XavierUniform, &mut rng))
+        .add(Linear::with_init(2, 4, true, Init::XavierUniform, &mut rng).unwrap())
         .add(Activation::tanh())
-        .add(Linear::with_init(4, 1, true, Init::XavierUniform, &mut rng));
+        .add(Linear::with_init(4, 1, true, Init::XavierUniform, &mut rng).unwrap());
     let x = Tensor::from_vec(&[4, 2], vec![0., 0., 0., 1., 1., 0., 1., 1.]).unwrap();
     let t = Tensor::from_vec(&[4, 1], vec![0., 1., 1., 0.]).unwrap();
     let mut loss = BceWithLogitsLoss::new();
@@ -41,7 +41,7 @@ fn linear_regression_recovers_known_weights() {
     let (w_true, b_true) = ([2.0f32, -3.0, 0.5], 1.0f32);
     let mut rng = Rng::new(9);
     let n = 256;
-    let mut x = Tensor::zeros(&[n, 3]);
+    let mut x = Tensor::zeros(&[n, 3]).unwrap();
     rng.fill_uniform(x.data_mut(), -1.0, 1.0);
     let y: Vec<f32> = x
         .data()

@@ -71,7 +71,7 @@ fn mlp_steps() {
         .add(Linear::new(784, 128, &mut rng))
         .add(Activation::relu())
         .add(Linear::new(128, 10, &mut rng));
-    let mut x = Tensor::zeros(&[64, 784]);
+    let mut x = Tensor::zeros(&[64, 784]).unwrap();
     rng.fill_uniform(x.data_mut(), 0.0, 1.0);
     let labels: Vec<u32> = (0..64).map(|i| i % 10).collect();
     let mut loss = SoftmaxCrossEntropy::new();

@@ -6,6 +6,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use nnkern_fuzz::*;
+
+/// The bounds of `kernels/tests/activation.rs`, the same file.
+#[path = "../../kernels/tests/act_common/bounds.rs"]
+mod bounds;
+use bounds::{bwd_bound, fwd_bound};
 use nnkern_kernels::activation::*;
 use nnkern_kernels::{Backend, KernelError};
 
@@ -112,37 +117,6 @@ fn activations(inp: &mut Input) {
     });
 }
 
-/// Forward bound of `kernels/tests/activation.rs`.
-fn fwd_bound(act: Activation, x: f64, want: f64) -> f64 {
-    let z = 1.6 * (x + 0.044715 * x * x * x);
-    let (amp, abs) = match act {
-        Activation::Gelu => (1.0, 3.5e-7 * 0.5 * x.abs()),
-        Activation::GeluTanh => (1.0 + z.abs().min(200.0), 0.0),
-        _ => (1.0, 0.0),
-    };
-    8.0 * EPS * amp * want.abs() + abs + 4.0 * DENORM * x.abs().clamp(1.0, 1e3)
-}
-
-/// Backward bound of `kernels/tests/activation.rs`.
-fn bwd_bound(act: Activation, x: f64, y: f64, dy: f64, want: f64) -> f64 {
-    let inherit = if act.backward_uses_output() {
-        2.0 * dy.abs() * fwd_bound(act, x, y)
-    } else {
-        0.0
-    };
-    let x = x.clamp(-1e3, 1e3);
-    let z = 1.6 * (x + 0.044715 * x * x * x);
-    let scale = match act {
-        Activation::Gelu => 16.0 * EPS * dy.abs() * (1.0 + x.abs()) + 3.5e-7 * dy.abs(),
-        Activation::GeluTanh => {
-            16.0 * EPS * dy.abs() * (1.0 + z.abs().min(300.0)) * (1.0 + x.abs())
-        }
-        Activation::Silu | Activation::Softplus => 16.0 * EPS * dy.abs() * (1.0 + x.abs()),
-        _ => 0.0,
-    };
-    // (+ 4 DENORM: a subnormal result is rounded to a multiple of DENORM.)
-    16.0 * EPS * want.abs() + inherit + scale + 4.0 * DENORM * dy.abs().max(1.0)
-}
 
 fn softmaxes(inp: &mut Input) {
     let (rows, cols) = (inp.dim(5), inp.dim(40));

@@ -72,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
     let init: [Vec<f32>; 3];
     let used: [bool; 3];
     let step32: Box<Step32>;
-    let step64: Box<dyn Fn(&mut [f64], &[f64], &mut [Vec<f64>; 3])>;
+    let step64: Box<dyn Fn(&mut [f64], &[f64], &mut [Vec<f64>; 3]) -> Result<(), KernelError>>;
     match kind {
         0 => {
             let cfg = SgdConfig {
@@ -86,15 +86,7 @@ fuzz_target!(|data: &[u8]| {
             used = [cfg.momentum > 0.0, false, false];
             init = [s1.clone(), vec![], vec![]];
             step32 = Box::new(move |p, g, s| sgd_step(&cfg, p, g, &mut s[0], first));
-            step64 = Box::new(move |p, g, s| {
-                let c = (
-                    cfg.lr as f64,
-                    cfg.momentum as f64,
-                    cfg.dampening as f64,
-                    cfg.weight_decay as f64,
-                );
-                reference::sgd(c.0, c.1, c.2, c.3, cfg.nesterov, first, p, g, &mut s[0])
-            });
+            step64 = Box::new(move |p, g, s| reference::sgd(&cfg, p, g, &mut s[0], first));
         }
         1 => {
             let cfg = AdaGradConfig {
@@ -106,15 +98,7 @@ fuzz_target!(|data: &[u8]| {
             used = [true, false, false];
             init = [sq.clone(), vec![], vec![]];
             step32 = Box::new(move |p, g, s| adagrad_step(&cfg, step, p, g, &mut s[0]));
-            step64 = Box::new(move |p, g, s| {
-                let c = (
-                    cfg.lr as f64,
-                    cfg.lr_decay as f64,
-                    cfg.weight_decay as f64,
-                    cfg.eps as f64,
-                );
-                reference::adagrad(c.0, c.1, c.2, c.3, step, p, g, &mut s[0])
-            });
+            step64 = Box::new(move |p, g, s| reference::adagrad(&cfg, step, p, g, &mut s[0]));
         }
         2 => {
             let cfg = RmsPropConfig {
@@ -133,14 +117,7 @@ fuzz_target!(|data: &[u8]| {
             });
             step64 = Box::new(move |p, g, s| {
                 let [a, b, c] = s;
-                let k = (
-                    cfg.lr as f64,
-                    cfg.alpha as f64,
-                    cfg.eps as f64,
-                    cfg.weight_decay as f64,
-                    cfg.momentum as f64,
-                );
-                reference::rmsprop(k.0, k.1, k.2, k.3, k.4, cfg.centered, p, g, a, b, c)
+                reference::rmsprop(&cfg, p, g, a, b, c)
             });
         }
         _ => {
@@ -160,14 +137,7 @@ fuzz_target!(|data: &[u8]| {
             });
             step64 = Box::new(move |p, g, s| {
                 let [m, v, _] = s;
-                let k = (
-                    cfg.lr as f64,
-                    cfg.beta1 as f64,
-                    cfg.beta2 as f64,
-                    cfg.eps as f64,
-                    cfg.weight_decay as f64,
-                );
-                reference::adam(k.0, k.1, k.2, k.3, k.4, cfg.decoupled, step, p, g, m, v)
+                reference::adam(&cfg, step, p, g, m, v)
             });
         }
     }
@@ -210,6 +180,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let (r, _, _) = first.unwrap();
+    // The f64 reference from the same f32 starting values validates with the kernels' own
+    // checks: the same outcome, error included.
+    let mut p64 = f64s(&p0);
+    let mut s64: [Vec<f64>; 3] = states32(lens).map(|s| f64s(&s));
+    let s_start = s64.clone();
+    assert_eq!(step64(&mut p64, &f64s(&g), &mut s64), r, "the reference disagrees");
     let state_len_bad = (0..3).any(|k| used[k] && lens[k] != n) || grad_len != n;
     if state_len_bad {
         assert!(r.is_err(), "a wrong state or gradient length was accepted");
@@ -218,17 +194,6 @@ fuzz_target!(|data: &[u8]| {
     if r.is_err() || inp.specials() {
         return;
     }
-    // f64 reference from the same f32 starting values.
-    let mut p64 = f64s(&p0);
-    let mut s64: [Vec<f64>; 3] = [0, 1, 2].map(|k| {
-        if used[k] {
-            f64s(&states32(lens)[k])
-        } else {
-            vec![]
-        }
-    });
-    let s_start = s64.clone();
-    step64(&mut p64, &f64s(&g), &mut s64);
     for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
         let mut p = p0.clone();
         let mut s = states32(lens);
@@ -240,7 +205,10 @@ fuzz_target!(|data: &[u8]| {
                 // centered: v - gbar^2 cancels; its relative error grows by (v + gbar^2) / (v - gbar^2).
                 let (v, gb) = (s64[0][i], s64[2][i]);
                 let var = v - gb * gb;
-                if var <= 0.0 {
+                // Where f32 rounding (a few ulp of v and gbar^2) can reach var itself, the f32
+                // variance may come out negative and its square root NaN, as in PyTorch: no
+                // bound to check there.
+                if var <= 16.0 * EPS * (v + gb * gb) {
                     continue;
                 }
                 cond = (v + gb * gb) / var;

@@ -60,7 +60,9 @@
 //! * **Element-wise losses**: MSE propagates NaN (`inf - inf = NaN`); BCE with logits gives the
 //!   limits at infinite logits (`+inf` with label 1 costs 0, with label 0 costs `+inf`;
 //!   gradients `1 - y` and `-y`); hinge propagates a NaN score, and rejects any label other
-//!   than `-1`, `0`, `+1` (NaN included) with [`KernelError::InvalidParam`] naming `target`.
+//!   than `-1`, `0` (meaning `-1`, so `{0, 1}` labels work) and `+1`, NaN included, with
+//!   [`KernelError::InvalidParam`] naming `target`, the index and the value: the same error on
+//!   every backend and ISA path (and in the f64 reference).
 //! * **Optimizers** ([`crate::optim`]): NaN or infinite gradients propagate into the parameter
 //!   and the state (no skipping, no clipping), as `torch.optim` does. Hyperparameters are
 //!   checked: NaN, infinite or out-of-range values are errors.

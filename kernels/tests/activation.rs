@@ -4,7 +4,7 @@
 
 mod act_common;
 
-use act_common::{bits, close, same_bits_across_pools, DENORM, EPS};
+use act_common::{bits, bwd_bound, close, fwd_bound, same_bits_across_pools};
 use nnkern_kernels::activation::*;
 use nnkern_kernels::simd::{with_isa, Isa};
 use nnkern_kernels::{Backend, KernelError};
@@ -21,40 +21,6 @@ const ALL_ACTS: [Activation; 9] = [
     Activation::Silu,
     Activation::Softplus,
 ];
-
-/// Forward error bound for `act` at `x` with reference value `want` (see the module docs of
-/// `activation`): a few ulp of the result, plus the erf absolute error scaled by `x/2` for
-/// GELU and the sigmoid argument's rounding, amplified by its size, for tanh-GELU.
-fn fwd_bound(act: Activation, x: f64, want: f64) -> f64 {
-    let z = 1.6 * (x + 0.044715 * x * x * x);
-    let (amp, abs) = match act {
-        Activation::Gelu => (1.0, 3.5e-7 * 0.5 * x.abs()),
-        Activation::GeluTanh => (1.0 + z.abs().min(200.0), 0.0),
-        _ => (1.0, 0.0),
-    };
-    8.0 * EPS * amp * want.abs() + abs + 4.0 * DENORM * x.abs().clamp(1.0, 1e3)
-}
-
-/// Backward error bound: the forward-style error of the derivative at `x`, plus what an
-/// output-based backward inherits from its saved `y`'s own error.
-fn bwd_bound(act: Activation, x: f64, y: f64, dy: f64, want: f64) -> f64 {
-    let inherit = if act.backward_uses_output() {
-        2.0 * dy.abs() * fwd_bound(act, x, y)
-    } else {
-        0.0
-    };
-    let x = x.clamp(-1e3, 1e3); // the bound's growth stops where the derivative saturates
-    let z = 1.6 * (x + 0.044715 * x * x * x);
-    let scale = match act {
-        Activation::Gelu => 16.0 * EPS * dy.abs() * (1.0 + x.abs()) + 3.5e-7 * dy.abs(),
-        Activation::GeluTanh => {
-            16.0 * EPS * dy.abs() * (1.0 + z.abs().min(300.0)) * (1.0 + x.abs())
-        }
-        Activation::Silu | Activation::Softplus => 16.0 * EPS * dy.abs() * (1.0 + x.abs()),
-        _ => 0.0,
-    };
-    16.0 * EPS * want.abs() + inherit + scale + 4.0 * DENORM * dy.abs()
-}
 
 fn value() -> impl Strategy<Value = f32> {
     prop_oneof![

@@ -8,6 +8,7 @@ use nnkern_kernels::activation::*;
 use nnkern_kernels::conv::*;
 use nnkern_kernels::error::{check_len, check_min_len, checked_mul, checked_product};
 use nnkern_kernels::loss::*;
+use nnkern_kernels::optim::reference as optim_ref;
 use nnkern_kernels::optim::*;
 use nnkern_kernels::pool::*;
 use nnkern_kernels::simd::math::{eval, MathFn};
@@ -1056,15 +1057,36 @@ fn optimizer_table() {
             sgd_step(&c, &mut p, &g, &mut s1, false),
             |e| matches!(e, InvalidParam { arg: a, .. } if *a == arg),
         );
+        // The f32 reference runs the same checks.
+        t.row(
+            arg,
+            optim_ref::sgd(&c, &mut p, &g, &mut s1, false),
+            |e| matches!(e, InvalidParam { arg: a, .. } if *a == arg),
+        );
     }
     t.row(
         "sgd grad",
         sgd_step(&sgd, &mut p, &g[..3], &mut s1, false),
         is!(BufferLength { arg: "grad", .. }),
     );
+    // The f32 reference runs the same checks.
+    t.row(
+        "sgd grad",
+        optim_ref::sgd(&sgd, &mut p, &g[..3], &mut s1, false),
+        is!(BufferLength { arg: "grad", .. }),
+    );
     t.row(
         "sgd buf",
         sgd_step(&sgd, &mut p, &g, &mut s1[..3], false),
+        is!(BufferLength {
+            arg: "momentum_buf",
+            ..
+        }),
+    );
+    // The f32 reference runs the same checks.
+    t.row(
+        "sgd buf",
+        optim_ref::sgd(&sgd, &mut p, &g, &mut s1[..3], false),
         is!(BufferLength {
             arg: "momentum_buf",
             ..
@@ -1106,10 +1128,22 @@ fn optimizer_table() {
             adagrad_step(&c, 1, &mut p, &g, &mut s1),
             |e| matches!(e, InvalidParam { arg: a, .. } if *a == arg),
         );
+        // The f32 reference runs the same checks.
+        t.row(
+            arg,
+            optim_ref::adagrad(&c, 1, &mut p, &g, &mut s1),
+            |e| matches!(e, InvalidParam { arg: a, .. } if *a == arg),
+        );
     }
     t.row(
         "adagrad step",
         adagrad_step(&ada, 0, &mut p, &g, &mut s1),
+        is!(InvalidParam { arg: "step", .. }),
+    );
+    // The f32 reference runs the same checks.
+    t.row(
+        "adagrad step",
+        optim_ref::adagrad(&ada, 0, &mut p, &g, &mut s1),
         is!(InvalidParam { arg: "step", .. }),
     );
     t.row(
@@ -1117,9 +1151,21 @@ fn optimizer_table() {
         adagrad_step(&ada, 1, &mut p, &g[..1], &mut s1),
         is!(BufferLength { arg: "grad", .. }),
     );
+    // The f32 reference runs the same checks.
+    t.row(
+        "adagrad grad",
+        optim_ref::adagrad(&ada, 1, &mut p, &g[..1], &mut s1),
+        is!(BufferLength { arg: "grad", .. }),
+    );
     t.row(
         "adagrad sum",
         adagrad_step(&ada, 1, &mut p, &g, &mut s1[..1]),
+        is!(BufferLength { arg: "sum", .. }),
+    );
+    // The f32 reference runs the same checks.
+    t.row(
+        "adagrad sum",
+        optim_ref::adagrad(&ada, 1, &mut p, &g, &mut s1[..1]),
         is!(BufferLength { arg: "sum", .. }),
     );
 
@@ -1168,15 +1214,36 @@ fn optimizer_table() {
             rmsprop_step(&c, &mut p, &g, &mut s1, &mut s2, &mut s3),
             |e| matches!(e, InvalidParam { arg: a, .. } if *a == arg),
         );
+        // The f32 reference runs the same checks.
+        t.row(
+            arg,
+            optim_ref::rmsprop(&c, &mut p, &g, &mut s1, &mut s2, &mut s3),
+            |e| matches!(e, InvalidParam { arg: a, .. } if *a == arg),
+        );
     }
     t.row(
         "rms grad",
         rmsprop_step(&rms, &mut p, &g[..3], &mut s1, &mut s2, &mut s3),
         is!(BufferLength { arg: "grad", .. }),
     );
+    // The f32 reference runs the same checks.
+    t.row(
+        "rms grad",
+        optim_ref::rmsprop(&rms, &mut p, &g[..3], &mut s1, &mut s2, &mut s3),
+        is!(BufferLength { arg: "grad", .. }),
+    );
     t.row(
         "rms square_avg",
         rmsprop_step(&rms, &mut p, &g, &mut s1[..3], &mut s2, &mut s3),
+        is!(BufferLength {
+            arg: "square_avg",
+            ..
+        }),
+    );
+    // The f32 reference runs the same checks.
+    t.row(
+        "rms square_avg",
+        optim_ref::rmsprop(&rms, &mut p, &g, &mut s1[..3], &mut s2, &mut s3),
         is!(BufferLength {
             arg: "square_avg",
             ..
@@ -1190,9 +1257,27 @@ fn optimizer_table() {
             ..
         }),
     );
+    // The f32 reference runs the same checks.
+    t.row(
+        "rms momentum_buf",
+        optim_ref::rmsprop(&rms, &mut p, &g, &mut s1, &mut [], &mut s3),
+        is!(BufferLength {
+            arg: "momentum_buf",
+            ..
+        }),
+    );
     t.row(
         "rms grad_avg",
         rmsprop_step(&rms, &mut p, &g, &mut s1, &mut s2, &mut []),
+        is!(BufferLength {
+            arg: "grad_avg",
+            ..
+        }),
+    );
+    // The f32 reference runs the same checks.
+    t.row(
+        "rms grad_avg",
+        optim_ref::rmsprop(&rms, &mut p, &g, &mut s1, &mut s2, &mut []),
         is!(BufferLength {
             arg: "grad_avg",
             ..
@@ -1251,10 +1336,22 @@ fn optimizer_table() {
             adam_step(&c, 1, &mut p, &g, &mut s1, &mut s2),
             |e| matches!(e, InvalidParam { arg: a, .. } if *a == arg),
         );
+        // The f32 reference runs the same checks.
+        t.row(
+            arg,
+            optim_ref::adam(&c, 1, &mut p, &g, &mut s1, &mut s2),
+            |e| matches!(e, InvalidParam { arg: a, .. } if *a == arg),
+        );
     }
     t.row(
         "adam step",
         adam_step(&adam, 0, &mut p, &g, &mut s1, &mut s2),
+        is!(InvalidParam { arg: "step", .. }),
+    );
+    // The f32 reference runs the same checks.
+    t.row(
+        "adam step",
+        optim_ref::adam(&adam, 0, &mut p, &g, &mut s1, &mut s2),
         is!(InvalidParam { arg: "step", .. }),
     );
     t.row(
@@ -1262,14 +1359,35 @@ fn optimizer_table() {
         adam_step(&adam, 1, &mut p, &g[..3], &mut s1, &mut s2),
         is!(BufferLength { arg: "grad", .. }),
     );
+    // The f32 reference runs the same checks.
+    t.row(
+        "adam grad",
+        optim_ref::adam(&adam, 1, &mut p, &g[..3], &mut s1, &mut s2),
+        is!(BufferLength { arg: "grad", .. }),
+    );
     t.row(
         "adam exp_avg",
         adam_step(&adam, 1, &mut p, &g, &mut s1[..3], &mut s2),
         is!(BufferLength { arg: "exp_avg", .. }),
     );
+    // The f32 reference runs the same checks.
+    t.row(
+        "adam exp_avg",
+        optim_ref::adam(&adam, 1, &mut p, &g, &mut s1[..3], &mut s2),
+        is!(BufferLength { arg: "exp_avg", .. }),
+    );
     t.row(
         "adam exp_avg_sq",
         adam_step(&adam, 1, &mut p, &g, &mut s1, &mut s2[..3]),
+        is!(BufferLength {
+            arg: "exp_avg_sq",
+            ..
+        }),
+    );
+    // The f32 reference runs the same checks.
+    t.row(
+        "adam exp_avg_sq",
+        optim_ref::adam(&adam, 1, &mut p, &g, &mut s1, &mut s2[..3]),
         is!(BufferLength {
             arg: "exp_avg_sq",
             ..

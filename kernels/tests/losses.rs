@@ -396,3 +396,30 @@ fn bad_inputs_are_errors() {
         assert!(format!("{r:?}").contains("77777"), "{r:?}");
     }
 }
+
+/// Regression (fuzz target `losses`, seed `hinge-half-label`): a hinge label of 0.5 gave a
+/// different error on the native paths than on the reference. Every path, and the f64
+/// reference, must now return the same error.
+#[test]
+fn invalid_hinge_label_is_the_same_error_on_every_path() {
+    let (x, y) = ([0.25f32, -2.0, 3.0, 1.0], [1.0f32, 0.0, 0.5, -1.0]);
+    let want = hinge_loss_reference(&f64s(&x), &f64s(&y), Reduction::Mean, None);
+    assert_eq!(
+        want,
+        Err(KernelError::InvalidParam {
+            arg: "target",
+            what: "value 0.5 at index 2 is not a valid label".into()
+        })
+    );
+    let mut g = [0.0f32; 4];
+    assert_eq!(
+        hinge_loss(Backend::Reference, &x, &y, Reduction::Mean, Some(&mut g)),
+        want.clone().map(|v| v as f32)
+    );
+    for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+        let got = with_isa(isa, || {
+            hinge_loss(Backend::Native, &x, &y, Reduction::Sum, Some(&mut g))
+        });
+        assert_eq!(got, want.clone().map(|v| v as f32), "{}", isa.name());
+    }
+}

@@ -2,6 +2,7 @@
 //! read from the four gzip-compressed IDX files of the original distribution.
 
 use super::{idx::read_idx, DataError};
+use crate::error::{shape_err, Error};
 use std::path::{Path, PathBuf};
 
 /// Side of an MNIST image in pixels.
@@ -41,43 +42,68 @@ impl MnistSplit {
         self.labels.is_empty()
     }
 
-    /// The 784 pixels of image `i` (panics if `i >= len()`).
-    pub fn image(&self, i: usize) -> &[f32] {
-        &self.images[i * PIXELS..(i + 1) * PIXELS]
+    /// The 784 pixels of image `i`, `None` if `i >= len()` (or `images` is too short: the
+    /// fields are public, so a split may be inconsistent).
+    pub fn image(&self, i: usize) -> Option<&[f32]> {
+        let start = i.checked_mul(PIXELS)?;
+        self.images.get(start..start.checked_add(PIXELS)?)
     }
 
     /// The first `n` images (all of them if `n >= len()`), e.g. for a quick run or a test.
+    /// An inconsistent split (fewer than `len() * 784` pixels) is cut to its whole images.
     pub fn take(&self, n: usize) -> MnistSplit {
-        let n = n.min(self.len());
+        let n = n.min(self.len()).min(self.images.len() / PIXELS);
         MnistSplit {
             images: self.images[..n * PIXELS].to_vec(),
             labels: self.labels[..n].to_vec(),
         }
     }
 
-    /// How many images of each digit.
-    pub fn label_counts(&self) -> [usize; CLASSES] {
+    /// How many images of each digit; a label outside `0..10` is an error naming its index.
+    pub fn label_counts(&self) -> crate::Result<[usize; CLASSES]> {
         let mut counts = [0; CLASSES];
-        for &l in &self.labels {
-            counts[l as usize] += 1;
+        for (i, &l) in self.labels.iter().enumerate() {
+            *counts.get_mut(l as usize).ok_or_else(|| {
+                Error::Invalid(format!("MNIST label {l} at index {i} is not a digit"))
+            })? += 1;
         }
-        counts
+        Ok(counts)
     }
 
     /// Copies the images `indices` into `images` (`indices.len() * 784` values, NCHW) and their
-    /// labels into `labels` (`indices.len()` values). Panics if an index is out of range or a
-    /// buffer has the wrong length (internal use by the training loop, which sizes them).
-    pub fn gather<L: From<u8>>(&self, indices: &[usize], images: &mut [f32], labels: &mut [L]) {
-        assert_eq!(images.len(), indices.len() * PIXELS, "images buffer length");
-        assert_eq!(labels.len(), indices.len(), "labels buffer length");
+    /// labels into `labels` (`indices.len()` values).
+    ///
+    /// Errors: [`Error::Shape`] if a buffer has the wrong length, [`Error::Invalid`] if an
+    /// index is out of range (the buffers may then be partly written).
+    pub fn gather<L: From<u8>>(
+        &self,
+        indices: &[usize],
+        images: &mut [f32],
+        labels: &mut [L],
+    ) -> crate::Result<()> {
+        let n = indices.len();
+        if Some(images.len()) != n.checked_mul(PIXELS) || labels.len() != n {
+            return Err(shape_err(
+                "MnistSplit::gather buffers",
+                format!("expected {n} x {PIXELS} pixels and {n} labels"),
+                &[images.len(), labels.len()],
+            ));
+        }
         for ((&i, dst), label) in indices
             .iter()
             .zip(images.chunks_exact_mut(PIXELS))
             .zip(labels.iter_mut())
         {
-            dst.copy_from_slice(self.image(i));
-            *label = L::from(self.labels[i]);
+            let (Some(image), Some(&l)) = (self.image(i), self.labels.get(i)) else {
+                return Err(Error::Invalid(format!(
+                    "MnistSplit::gather: index {i} out of range for {} images",
+                    self.len().min(self.images.len() / PIXELS)
+                )));
+            };
+            dst.copy_from_slice(image);
+            *label = L::from(l);
         }
+        Ok(())
     }
 }
 

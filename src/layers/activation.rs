@@ -73,7 +73,7 @@ impl Layer for Activation {
         Ok(input.to_vec())
     }
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
-        self.y.resize(x.shape());
+        self.y.resize(x.shape())?;
         activation_forward(Backend::Native, self.kind, x.data(), self.y.data_mut())?;
         Ok(&self.y)
     }
@@ -84,7 +84,7 @@ impl Layer for Activation {
             self.y.shape(),
             x.shape(),
         )?;
-        self.dx.resize(x.shape());
+        self.dx.resize(x.shape())?;
         let dx = self.dx.data_mut();
         activation_backward(
             Backend::Native,
@@ -137,7 +137,7 @@ impl Layer for Softmax {
     }
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
         let c = row_len(x.shape())?;
-        self.y.resize(x.shape());
+        self.y.resize(x.shape())?;
         softmax_forward(Backend::Native, x.len() / c, c, x.data(), self.y.data_mut())?;
         Ok(&self.y)
     }
@@ -145,7 +145,7 @@ impl Layer for Softmax {
         let c = row_len(x.shape())?;
         expect_same("Softmax output gradient", dy.shape(), x.shape())?;
         expect_same("Softmax output (forward first)", self.y.shape(), x.shape())?;
-        self.dx.resize(x.shape());
+        self.dx.resize(x.shape())?;
         let rows = x.len() / c;
         softmax_backward(
             Backend::Native,

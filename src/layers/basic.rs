@@ -38,7 +38,7 @@ impl Layer for Flatten {
     }
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
         self.shape = flat_shape(x.shape())?;
-        self.y.resize(&self.shape);
+        self.y.resize(&self.shape)?;
         self.y.data_mut().copy_from_slice(x.data());
         Ok(&self.y)
     }
@@ -48,7 +48,7 @@ impl Layer for Flatten {
             dy.shape(),
             &flat_shape(x.shape())?,
         )?;
-        self.dx.resize(x.shape());
+        self.dx.resize(x.shape())?;
         self.dx.data_mut().copy_from_slice(dy.data());
         Ok(&self.dx)
     }
@@ -99,7 +99,7 @@ impl Layer for Dropout {
         Ok(input.to_vec())
     }
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
-        self.y.resize(x.shape());
+        self.y.resize(x.shape())?;
         self.mask.resize(x.len(), 1.0);
         if self.training && self.p > 0.0 {
             let scale = 1.0 / (1.0 - self.p);
@@ -120,7 +120,7 @@ impl Layer for Dropout {
         if self.mask.len() != x.len() {
             return Err(Error::Invalid("Dropout backward before forward".into()));
         }
-        self.dx.resize(x.shape());
+        self.dx.resize(x.shape())?;
         for ((d, &g), &m) in self.dx.data_mut().iter_mut().zip(dy.data()).zip(&self.mask) {
             *d = g * m;
         }

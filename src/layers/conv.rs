@@ -3,7 +3,7 @@
 
 use crate::error::{shape_err, Error, Result};
 use crate::init::Init;
-use crate::layer::{expect_same, Layer, Param};
+use crate::layer::{expect_same, init_params, Layer, Param};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use nnkern_kernels::conv::{
@@ -93,20 +93,20 @@ impl Conv2d {
                  multiples of groups ({g})"
             )));
         }
-        let rs = kernel[0] * kernel[1];
-        let mut w = Tensor::zeros(&[out_ch, in_ch / g, kernel[0], kernel[1]]);
-        init.fill(rng, w.data_mut(), in_ch / g * rs, out_ch / g * rs);
-        let bias = opts.bias.then(|| {
-            let mut b = Tensor::zeros(&[out_ch]);
-            Init::TorchDefault.fill(rng, b.data_mut(), in_ch / g * rs, out_ch);
-            Param::new("bias", b)
-        });
+        // Saturating: a weight that large fails in `init_params` (its size overflows).
+        let rs = kernel[0].saturating_mul(kernel[1]);
+        let (fan_in, fan_out) = (
+            (in_ch / g).saturating_mul(rs),
+            (out_ch / g).saturating_mul(rs),
+        );
+        let shape = [out_ch, in_ch / g, kernel[0], kernel[1]];
+        let (weight, bias) = init_params(&shape, opts.bias, init, fan_in, fan_out, rng)?;
         Ok(Conv2d {
             in_ch,
             out_ch,
             kernel,
             opts,
-            weight: Param::new("weight", w),
+            weight,
             bias,
             desc: None,
             ws: Vec::new(),
@@ -172,7 +172,7 @@ impl Layer for Conv2d {
 
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
         let p = self.desc(x.shape())?;
-        self.y.resize(&p.output_shape());
+        self.y.resize(&p.output_shape())?;
         let bias = self.bias.as_ref().map(|b| b.value.data());
         let w = self.weight.value.data();
         conv2d_forward(
@@ -202,7 +202,7 @@ impl Layer for Conv2d {
             &mut self.ws,
         )?;
         if self.input_grad {
-            self.dx.resize(x.shape());
+            self.dx.resize(x.shape())?;
             let w = self.weight.value.data();
             conv2d_backward_data(
                 Backend::Native,
@@ -213,7 +213,7 @@ impl Layer for Conv2d {
                 &mut self.ws,
             )?;
         } else {
-            self.dx.resize(&[0]);
+            self.dx.resize(&[0])?;
         }
         Ok(&self.dx)
     }
@@ -231,16 +231,10 @@ impl Layer for Conv2d {
     }
 
     fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param)) {
-        f(&self.weight);
-        if let Some(b) = &self.bias {
-            f(b);
-        }
+        Param::visit_pair(&self.weight, &self.bias, f);
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
-        f(&mut self.weight);
-        if let Some(b) = &mut self.bias {
-            f(b);
-        }
+        Param::visit_pair_mut(&mut self.weight, &mut self.bias, f);
     }
 }

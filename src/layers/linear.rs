@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::init::Init;
-use crate::layer::{expect_same, expect_shape, Layer, Param};
+use crate::layer::{expect_same, expect_shape, init_params, Layer, Param};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use nnkern_kernels::{gemm, Backend, Gemm};
@@ -21,35 +21,37 @@ pub struct Linear {
 
 impl Linear {
     /// A layer with PyTorch's default initialisation from `rng` and a bias.
+    ///
+    /// # Panics
+    /// If the weight's size overflows or cannot be allocated (use [`Linear::with_init`] for a
+    /// `Result`).
     pub fn new(inputs: usize, outputs: usize, rng: &mut Rng) -> Linear {
         Linear::with_init(inputs, outputs, true, Init::TorchDefault, rng)
+            .expect("the weight's size must fit in memory")
     }
 
     /// A layer with weight initialisation `init` and an optional bias (initialised like
     /// PyTorch's: `U(-1/sqrt(in), 1/sqrt(in))`).
+    ///
+    /// Errors: [`Error::Shape`](crate::Error::Shape) if the weight's size overflows or cannot
+    /// be allocated.
     pub fn with_init(
         inputs: usize,
         outputs: usize,
         bias: bool,
         init: Init,
         rng: &mut Rng,
-    ) -> Linear {
-        let mut w = Tensor::zeros(&[outputs, inputs]);
-        init.fill(rng, w.data_mut(), inputs, outputs);
-        let bias = bias.then(|| {
-            let mut b = Tensor::zeros(&[outputs]);
-            Init::TorchDefault.fill(rng, b.data_mut(), inputs, outputs);
-            Param::new("bias", b)
-        });
-        Linear {
+    ) -> Result<Linear> {
+        let (weight, bias) = init_params(&[outputs, inputs], bias, init, inputs, outputs, rng)?;
+        Ok(Linear {
             inputs,
             outputs,
-            weight: Param::new("weight", w),
+            weight,
             bias,
             y: Tensor::default(),
             dx: Tensor::default(),
             input_grad: true,
-        }
+        })
     }
 
     /// The weight `[out, in]`.
@@ -76,7 +78,7 @@ impl Layer for Linear {
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
         expect_shape("Linear input", x.shape(), &[Some(self.inputs)])?;
         let n = x.batch();
-        self.y.resize(&[n, self.outputs]);
+        self.y.resize(&[n, self.outputs])?;
         let y = self.y.data_mut();
         if let Some(b) = &self.bias {
             // `max(1)`: a layer with no outputs has an empty `y` (no rows to fill).
@@ -116,7 +118,7 @@ impl Layer for Linear {
         }
         if self.input_grad {
             // dx[N, in] = dy[N, out] · W[out, in]
-            self.dx.resize(&[n, self.inputs]);
+            self.dx.resize(&[n, self.inputs])?;
             let g = Gemm::new(n, self.inputs, self.outputs);
             gemm(
                 Backend::Native,
@@ -126,7 +128,7 @@ impl Layer for Linear {
                 self.dx.data_mut(),
             )?;
         } else {
-            self.dx.resize(&[0]);
+            self.dx.resize(&[0])?;
         }
         Ok(&self.dx)
     }
@@ -144,16 +146,10 @@ impl Layer for Linear {
     }
 
     fn visit_params<'a>(&'a self, f: &mut dyn FnMut(&'a Param)) {
-        f(&self.weight);
-        if let Some(b) = &self.bias {
-            f(b);
-        }
+        Param::visit_pair(&self.weight, &self.bias, f);
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
-        f(&mut self.weight);
-        if let Some(b) = &mut self.bias {
-            f(b);
-        }
+        Param::visit_pair_mut(&mut self.weight, &mut self.bias, f);
     }
 }

@@ -76,7 +76,7 @@ impl Layer for MaxPool2d {
     }
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
         let p = self.win.params("MaxPool2d input", x.shape())?;
-        self.y.resize(&p.output_shape());
+        self.y.resize(&p.output_shape())?;
         self.argmax.resize(p.output_len(), 0);
         max_pool2d_forward(
             Backend::Native,
@@ -90,7 +90,7 @@ impl Layer for MaxPool2d {
     fn backward(&mut self, x: &Tensor, dy: &Tensor) -> Result<&Tensor> {
         let p = self.win.params("MaxPool2d input", x.shape())?;
         expect_same("MaxPool2d output gradient", dy.shape(), &p.output_shape())?;
-        self.dx.resize(x.shape());
+        self.dx.resize(x.shape())?;
         max_pool2d_backward(
             Backend::Native,
             &p,
@@ -157,7 +157,7 @@ impl Layer for AvgPool2d {
     }
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
         let p = self.win.params("AvgPool2d input", x.shape())?;
-        self.y.resize(&p.output_shape());
+        self.y.resize(&p.output_shape())?;
         let cip = self.count_include_pad;
         avg_pool2d_forward(Backend::Native, &p, cip, x.data(), self.y.data_mut())?;
         Ok(&self.y)
@@ -165,7 +165,7 @@ impl Layer for AvgPool2d {
     fn backward(&mut self, x: &Tensor, dy: &Tensor) -> Result<&Tensor> {
         let p = self.win.params("AvgPool2d input", x.shape())?;
         expect_same("AvgPool2d output gradient", dy.shape(), &p.output_shape())?;
-        self.dx.resize(x.shape());
+        self.dx.resize(x.shape())?;
         let cip = self.count_include_pad;
         avg_pool2d_backward(Backend::Native, &p, cip, dy.data(), self.dx.data_mut())?;
         Ok(&self.dx)
@@ -214,14 +214,14 @@ impl Layer for GlobalAvgPool {
     }
     fn forward(&mut self, x: &Tensor) -> Result<&Tensor> {
         let s = nchw(x.shape())?;
-        self.y.resize(&[s[0], s[1]]);
+        self.y.resize(&[s[0], s[1]])?;
         global_avg_pool2d_forward(Backend::Native, s, x.data(), self.y.data_mut())?;
         Ok(&self.y)
     }
     fn backward(&mut self, x: &Tensor, dy: &Tensor) -> Result<&Tensor> {
         let s = nchw(x.shape())?;
         expect_same("GlobalAvgPool output gradient", dy.shape(), &[s[0], s[1]])?;
-        self.dx.resize(x.shape());
+        self.dx.resize(x.shape())?;
         global_avg_pool2d_backward(Backend::Native, s, dy.data(), self.dx.data_mut())?;
         Ok(&self.dx)
     }

@@ -2,10 +2,12 @@
 //! through a callback.
 
 use crate::data::mnist::{MnistSplit, PIXELS, SIDE};
+use crate::error::shape_err;
 use crate::loss::SoftmaxCrossEntropy;
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 use crate::{Layer, Result, Sequential, Tensor};
+use nnkern_kernels::KernelError;
 
 /// Settings of a training run (the seed's defaults: 5 epochs of batch 64, Adam 1e-3).
 #[derive(Clone, Debug, PartialEq)]
@@ -85,7 +87,7 @@ impl Trainer {
         let mut done = 0usize;
         for start in (0..data.len()).step_by(self.batch) {
             let end = (start + self.batch).min(data.len());
-            load_batch(data, &self.order[start..end], &mut self.x, &mut self.labels);
+            load_batch(data, &self.order[start..end], &mut self.x, &mut self.labels)?;
             let logits = self.model.forward(&self.x)?;
             let loss = self.loss.forward(logits, &self.labels)?;
             self.model.backward(&self.x, self.loss.grad())?;
@@ -98,14 +100,40 @@ impl Trainer {
     }
 
     /// Accuracy on `data` in percent, in evaluation mode, in batches of `eval_batch`.
+    ///
+    /// Errors: the model's output is not `[N, classes]`, a label is not below `classes`, or
+    /// the split is inconsistent. The model is back in training mode either way.
     pub fn evaluate(&mut self, data: &MnistSplit) -> Result<f64> {
         self.model.eval();
+        let correct = self.count_correct(data);
+        self.model.train();
+        Ok(if data.is_empty() {
+            0.0
+        } else {
+            100.0 * correct? as f64 / data.len() as f64
+        })
+    }
+
+    /// How many images of `data` the model classifies right.
+    fn count_correct(&mut self, data: &MnistSplit) -> Result<usize> {
         let mut correct = 0usize;
         let indices: Vec<usize> = (0..data.len()).collect();
         for chunk in indices.chunks(self.eval_batch) {
-            load_batch(data, chunk, &mut self.x, &mut self.labels);
+            load_batch(data, chunk, &mut self.x, &mut self.labels)?;
             let logits = self.model.forward(&self.x)?;
-            let classes = logits.shape()[1];
+            let &[_, classes] = logits.shape() else {
+                let what = "MNIST model output";
+                return Err(shape_err(what, "expected [N, classes]", logits.shape()));
+            };
+            // Also guards `chunks_exact` below: no label is below 0 classes.
+            if let Some(&l) = self.labels.iter().find(|&&l| l as usize >= classes) {
+                return Err(KernelError::IndexOutOfRange {
+                    arg: "labels",
+                    index: l.into(),
+                    bound: classes,
+                }
+                .into());
+            }
             correct += logits
                 .data()
                 .chunks_exact(classes)
@@ -113,21 +141,22 @@ impl Trainer {
                 .filter(|(row, &label)| argmax(row) == label as usize)
                 .count();
         }
-        self.model.train();
-        Ok(if data.is_empty() {
-            0.0
-        } else {
-            100.0 * correct as f64 / data.len() as f64
-        })
+        Ok(correct)
     }
 }
 
 /// Copies the images `indices` of `data` into `x` (`[n, 1, 28, 28]`) and their labels.
-fn load_batch(data: &MnistSplit, indices: &[usize], x: &mut Tensor, labels: &mut Vec<u32>) {
-    x.resize(&[indices.len(), 1, SIDE, SIDE]);
+fn load_batch(
+    data: &MnistSplit,
+    indices: &[usize],
+    x: &mut Tensor,
+    labels: &mut Vec<u32>,
+) -> Result<()> {
+    x.resize(&[indices.len(), 1, SIDE, SIDE])?;
     labels.resize(indices.len(), 0);
     debug_assert_eq!(x.len(), indices.len() * PIXELS);
-    data.gather(indices, x.data_mut(), labels);
+    data.gather(indices, x.data_mut(), labels)?;
+    Ok(())
 }
 
 /// Index of the largest value (the first on ties; comparisons with NaN are false).

@@ -8,7 +8,7 @@ use nnkern::{Layer, Tensor};
 /// max-pool ties are not straddled by the finite-difference step).
 pub fn rand_tensor(shape: &[usize], seed: u64, gap: f32) -> Tensor {
     let mut rng = Rng::new(seed);
-    let mut t = Tensor::zeros(shape);
+    let mut t = Tensor::zeros(shape).unwrap();
     for v in t.data_mut() {
         let m = gap + (1.0 - gap) * rng.next_f64() as f32;
         *v = if rng.next_u64() & 1 == 0 { m } else { -m };

@@ -2,7 +2,7 @@
 //! `loss_i = max(x, 0) - x y + log1p(exp(-|x|))` (PyTorch's `binary_cross_entropy_with_logits`
 //! without weights), with `dloss_i/dx_i = sigmoid(x) - y`.
 
-use super::pointwise::{run, run_reference, Terms};
+use super::pointwise::{run_on, run_reference, Terms};
 use super::Reduction;
 use crate::error::KernelError;
 use crate::simd::math::{exp, log1p_unit};
@@ -108,10 +108,7 @@ pub fn bce_with_logits_loss(
     reduction: Reduction,
     grad: Option<&mut [f32]>,
 ) -> Result<f32, KernelError> {
-    match backend {
-        Backend::Reference => bce_with_logits_loss_reference(pred, target, reduction, grad),
-        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, Bce),
-    }
+    run_on(backend, pred, target, reduction, grad, Bce)
 }
 
 /// Reference of [`bce_with_logits_loss`]: a plain loop in `T` (the tests run it in f64).

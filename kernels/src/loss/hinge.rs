@@ -1,7 +1,12 @@
 //! Hinge loss for binary classification: `loss_i = max(0, 1 - y x)`, with
 //! `dloss_i/dx_i = -y` where `1 - y x > 0` and 0 elsewhere (the subgradient 0 at the kink).
+//!
+//! Label policy (every path, native ISAs and reference alike): `+1` is the positive class and
+//! `-1` or `0` (also `-0.0`) the negative one, so `{-1, +1}` and `{0, 1}` labels both work.
+//! Any other value (0.5, 2, NaN, ...) is `KernelError::InvalidParam { arg: "target", .. }`
+//! naming the first bad index and its value, the same error on every path.
 
-use super::pointwise::{run, run_reference, Scalar};
+use super::pointwise::{run_on, run_reference, Scalar};
 use super::Reduction;
 use crate::error::KernelError;
 use crate::Backend;
@@ -31,9 +36,10 @@ fn term<T: Float>(x: T, label: T) -> Option<(T, T)> {
 /// `reduction`; when `grad` is given it receives `d loss / d pred` in the same pass (`-y / n`
 /// inside the margin for the mean, 0 outside and at the kink `y x = 1`).
 ///
-/// Labels: `+1` is the positive class; `-1` **or `0`** the negative one (so both the `{-1, +1}`
-/// and the `{0, 1}` conventions work). Any other label, NaN included, is an error naming
-/// `target` (the gradient may then be partially written). A NaN score gives a NaN loss and
+/// Labels (see the module docs): `+1` is the positive class; `-1` **or `0`** the negative one
+/// (so both the `{-1, +1}` and the `{0, 1}` conventions work). Any other label, NaN included,
+/// is an error naming `target`, the first bad index and its value, identical on every path
+/// (the gradient may then be partially written). A NaN score gives a NaN loss and
 /// gradient. The loss is accumulated in f64 in a fixed block order (identical bits for any
 /// thread count). `Backend::OpenBlas` runs the native path; `Backend::Reference` the plain
 /// loop.
@@ -46,10 +52,7 @@ pub fn hinge_loss(
     reduction: Reduction,
     grad: Option<&mut [f32]>,
 ) -> Result<f32, KernelError> {
-    match backend {
-        Backend::Reference => hinge_loss_reference(pred, target, reduction, grad),
-        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, Scalar(term)),
-    }
+    run_on(backend, pred, target, reduction, grad, Scalar(term))
 }
 
 /// Reference of [`hinge_loss`]: a plain loop in `T` (the tests run it in f64).

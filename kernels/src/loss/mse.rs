@@ -1,6 +1,6 @@
 //! Mean squared error: `loss_i = (pred_i - target_i)^2`, `dloss_i/dpred_i = 2 (pred_i - target_i)`.
 
-use super::pointwise::{run, run_reference, Scalar};
+use super::pointwise::{run_on, run_reference, Scalar};
 use super::Reduction;
 use crate::error::KernelError;
 use crate::Backend;
@@ -27,10 +27,7 @@ pub fn mse_loss(
     reduction: Reduction,
     grad: Option<&mut [f32]>,
 ) -> Result<f32, KernelError> {
-    match backend {
-        Backend::Reference => mse_loss_reference(pred, target, reduction, grad),
-        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, Scalar(term)),
-    }
+    run_on(backend, pred, target, reduction, grad, Scalar(term))
 }
 
 /// Reference of [`mse_loss`]: a plain loop in `T` (the tests run it in f64).

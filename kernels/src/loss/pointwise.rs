@@ -9,6 +9,7 @@
 use super::Reduction;
 use crate::error::{check_len, check_min_len, KernelError};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
+use crate::Backend;
 use rayon::prelude::*;
 
 /// Elements per chunk handed to [`Terms::chunk`] (a multiple of every vector width).
@@ -57,6 +58,22 @@ const BLOCKS: usize = 64;
 const BLOCK_MIN: usize = 1 << 14;
 /// Below this many elements the loss runs on the calling thread.
 const PARALLEL_MIN: usize = 1 << 16;
+
+/// The backend switch of every element-wise loss: `Backend::Reference` runs the plain loop
+/// over the scalar term (in f32), the others the native driver [`run`].
+pub(crate) fn run_on(
+    backend: Backend,
+    pred: &[f32],
+    target: &[f32],
+    reduction: Reduction,
+    grad: Option<&mut [f32]>,
+    terms: impl Terms,
+) -> Result<f32, KernelError> {
+    match backend {
+        Backend::Reference => run_reference(pred, target, reduction, grad, |x, y| terms.term(x, y)),
+        Backend::Native | Backend::OpenBlas => run(pred, target, reduction, grad, terms),
+    }
+}
 
 /// Runs the loss's terms over all elements, writing `grad[i] = dloss_i * scale` (if `grad`
 /// is given; `scale` is `1 / n` for the mean) and returning the reduced loss. An invalid
@@ -119,13 +136,7 @@ pub(crate) fn run(
             .zip(target)
             .position(|(&x, &y)| terms.term(x, y).is_none())
             .unwrap_or(0);
-        return Err(KernelError::InvalidParam {
-            arg: "target",
-            what: format!(
-                "value {} at index {index} is not a valid label",
-                target[index]
-            ),
-        });
+        return Err(invalid_target(index, target[index] as f64));
     }
     let total = partial[..blocks].iter().sum::<f64>();
     Ok(match reduction {
@@ -190,10 +201,7 @@ pub(crate) fn run_reference<T: num_traits::Float>(
     };
     let mut sum = T::zero();
     for (i, (&x, &y)) in pred.iter().zip(target).enumerate() {
-        let (l, d) = term(x, y).ok_or_else(|| KernelError::InvalidParam {
-            arg: "target",
-            what: format!("value at index {i} is not a valid label"),
-        })?;
+        let (l, d) = term(x, y).ok_or_else(|| invalid_target(i, y.to_f64().unwrap_or(f64::NAN)))?;
         sum = sum + l;
         if let Some(g) = grad.as_deref_mut() {
             g[i] = d * scale;
@@ -203,4 +211,14 @@ pub(crate) fn run_reference<T: num_traits::Float>(
         Reduction::Mean => sum / count,
         Reduction::Sum => sum,
     })
+}
+
+/// The error of an invalid target. Both drivers build it here, from the value widened to f64,
+/// so the native path (f32) and the reference (f32 or f64) report the same error for the same
+/// input (the fuzz target compares them).
+fn invalid_target(index: usize, value: f64) -> KernelError {
+    KernelError::InvalidParam {
+        arg: "target",
+        what: format!("value {value} at index {index} is not a valid label"),
+    }
 }

@@ -134,21 +134,8 @@ pub fn sgd_step(
     momentum_buf: &mut [f32],
     first: bool,
 ) -> Result<(), KernelError> {
-    check_finite_nonneg("lr", c.lr)?;
-    check_finite_nonneg("momentum", c.momentum)?;
-    check_range("dampening", c.dampening, 0.0, 1.0)?;
-    check_finite_nonneg("weight_decay", c.weight_decay)?;
-    if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
-        return Err(KernelError::InvalidParam {
-            arg: "nesterov",
-            what: "Nesterov momentum needs momentum > 0 and dampening = 0".into(),
-        });
-    }
-    check_len("grad", param.len(), grad.len())?;
+    check_sgd(c, param.len(), grad.len(), momentum_buf.len())?;
     let has_buf = c.momentum > 0.0;
-    if has_buf {
-        check_len("momentum_buf", param.len(), momentum_buf.len())?;
-    }
     let rule = SgdRule {
         lr: c.lr,
         wd: c.weight_decay,
@@ -159,6 +146,25 @@ pub fn sgd_step(
         nesterov: c.nesterov,
     };
     run(rule, param, grad, [momentum_buf, &mut [], &mut []]);
+    Ok(())
+}
+
+/// The checks of [`sgd_step`] (shared with [`reference::sgd`]), given the slice lengths.
+fn check_sgd(c: &SgdConfig, n: usize, grad: usize, buf: usize) -> Result<(), KernelError> {
+    check_finite_nonneg("lr", c.lr)?;
+    check_finite_nonneg("momentum", c.momentum)?;
+    check_range("dampening", c.dampening, 0.0, 1.0)?;
+    check_finite_nonneg("weight_decay", c.weight_decay)?;
+    if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
+        return Err(KernelError::InvalidParam {
+            arg: "nesterov",
+            what: "Nesterov momentum needs momentum > 0 and dampening = 0".into(),
+        });
+    }
+    check_len("grad", n, grad)?;
+    if c.momentum > 0.0 {
+        check_len("momentum_buf", n, buf)?;
+    }
     Ok(())
 }
 
@@ -206,13 +212,7 @@ pub fn adagrad_step(
     grad: &[f32],
     sum: &mut [f32],
 ) -> Result<(), KernelError> {
-    check_finite_nonneg("lr", c.lr)?;
-    check_finite_nonneg("lr_decay", c.lr_decay)?;
-    check_finite_nonneg("weight_decay", c.weight_decay)?;
-    check_finite_nonneg("eps", c.eps)?;
-    check_step(step)?;
-    check_len("grad", param.len(), grad.len())?;
-    check_len("sum", param.len(), sum.len())?;
+    check_adagrad(c, step, param.len(), grad.len(), sum.len())?;
     let clr = c.lr as f64 / (1.0 + (step - 1) as f64 * c.lr_decay as f64);
     let rule = AdaGradRule {
         clr: clr as f32,
@@ -221,6 +221,23 @@ pub fn adagrad_step(
     };
     run(rule, param, grad, [sum, &mut [], &mut []]);
     Ok(())
+}
+
+/// The checks of [`adagrad_step`] (shared with [`reference::adagrad`]).
+fn check_adagrad(
+    c: &AdaGradConfig,
+    step: u64,
+    n: usize,
+    grad: usize,
+    sum: usize,
+) -> Result<(), KernelError> {
+    check_finite_nonneg("lr", c.lr)?;
+    check_finite_nonneg("lr_decay", c.lr_decay)?;
+    check_finite_nonneg("weight_decay", c.weight_decay)?;
+    check_finite_nonneg("eps", c.eps)?;
+    check_step(step)?;
+    check_len("grad", n, grad)?;
+    check_len("sum", n, sum)
 }
 
 #[derive(Clone, Copy)]
@@ -255,20 +272,9 @@ pub fn rmsprop_step(
     momentum_buf: &mut [f32],
     grad_avg: &mut [f32],
 ) -> Result<(), KernelError> {
-    check_finite_nonneg("lr", c.lr)?;
-    check_range("alpha", c.alpha, 0.0, 1.0)?;
-    check_finite_nonneg("eps", c.eps)?;
-    check_finite_nonneg("weight_decay", c.weight_decay)?;
-    check_finite_nonneg("momentum", c.momentum)?;
-    check_len("grad", param.len(), grad.len())?;
-    check_len("square_avg", param.len(), square_avg.len())?;
+    let lens = [square_avg.len(), momentum_buf.len(), grad_avg.len()];
+    check_rmsprop(c, param.len(), grad.len(), lens)?;
     let has_buf = c.momentum > 0.0;
-    if has_buf {
-        check_len("momentum_buf", param.len(), momentum_buf.len())?;
-    }
-    if c.centered {
-        check_len("grad_avg", param.len(), grad_avg.len())?;
-    }
     let rule = RmsPropRule {
         lr: c.lr,
         alpha: c.alpha,
@@ -280,6 +286,30 @@ pub fn rmsprop_step(
         centered: c.centered,
     };
     run(rule, param, grad, [square_avg, momentum_buf, grad_avg]);
+    Ok(())
+}
+
+/// The checks of [`rmsprop_step`] (shared with [`reference::rmsprop`]); `state` holds the
+/// lengths of `square_avg`, `momentum_buf` and `grad_avg`.
+fn check_rmsprop(
+    c: &RmsPropConfig,
+    n: usize,
+    grad: usize,
+    state: [usize; 3],
+) -> Result<(), KernelError> {
+    check_finite_nonneg("lr", c.lr)?;
+    check_range("alpha", c.alpha, 0.0, 1.0)?;
+    check_finite_nonneg("eps", c.eps)?;
+    check_finite_nonneg("weight_decay", c.weight_decay)?;
+    check_finite_nonneg("momentum", c.momentum)?;
+    check_len("grad", n, grad)?;
+    check_len("square_avg", n, state[0])?;
+    if c.momentum > 0.0 {
+        check_len("momentum_buf", n, state[1])?;
+    }
+    if c.centered {
+        check_len("grad_avg", n, state[2])?;
+    }
     Ok(())
 }
 
@@ -331,16 +361,9 @@ pub fn adam_step(
     exp_avg: &mut [f32],
     exp_avg_sq: &mut [f32],
 ) -> Result<(), KernelError> {
-    check_finite_nonneg("lr", c.lr)?;
-    check_range("beta1", c.beta1, 0.0, 1.0 - f32::EPSILON / 2.0)?;
-    check_range("beta2", c.beta2, 0.0, 1.0 - f32::EPSILON / 2.0)?;
-    check_finite_nonneg("eps", c.eps)?;
-    check_finite_nonneg("weight_decay", c.weight_decay)?;
-    check_step(step)?;
-    check_len("grad", param.len(), grad.len())?;
-    check_len("exp_avg", param.len(), exp_avg.len())?;
-    check_len("exp_avg_sq", param.len(), exp_avg_sq.len())?;
-    let t = step.min(i32::MAX as u64) as i32;
+    let lens = [grad.len(), exp_avg.len(), exp_avg_sq.len()];
+    check_adam(c, step, param.len(), lens)?;
+    let t = adam_exponent(step);
     let bc1 = 1.0 - (c.beta1 as f64).powi(t);
     let bc2 = 1.0 - (c.beta2 as f64).powi(t);
     let (wd, decay) = if c.decoupled {
@@ -361,6 +384,26 @@ pub fn adam_step(
     };
     run(rule, param, grad, [exp_avg, exp_avg_sq, &mut []]);
     Ok(())
+}
+
+/// The checks of [`adam_step`] (shared with [`reference::adam`]); `lens` holds the lengths
+/// of `grad`, `exp_avg` and `exp_avg_sq`.
+fn check_adam(c: &AdamConfig, step: u64, n: usize, lens: [usize; 3]) -> Result<(), KernelError> {
+    check_finite_nonneg("lr", c.lr)?;
+    check_range("beta1", c.beta1, 0.0, 1.0 - f32::EPSILON / 2.0)?;
+    check_range("beta2", c.beta2, 0.0, 1.0 - f32::EPSILON / 2.0)?;
+    check_finite_nonneg("eps", c.eps)?;
+    check_finite_nonneg("weight_decay", c.weight_decay)?;
+    check_step(step)?;
+    check_len("grad", n, lens[0])?;
+    check_len("exp_avg", n, lens[1])?;
+    check_len("exp_avg_sq", n, lens[2])
+}
+
+/// The step as the exponent of the bias corrections, clamped to `powi`'s `i32` (the kernel and
+/// the reference clamp alike, so a huge step count cannot wrap negative).
+fn adam_exponent(step: u64) -> i32 {
+    step.min(i32::MAX as u64) as i32
 }
 
 #[derive(Clone, Copy)]

@@ -1,6 +1,10 @@
 //! Helpers shared by the activation, softmax and math tests.
 #![allow(dead_code)] // each test file uses a subset
 
+mod bounds;
+#[allow(unused_imports)] // used by activation.rs only
+pub use bounds::{bwd_bound, fwd_bound};
+
 /// `f32::EPSILON` in f64.
 pub const EPS: f64 = f32::EPSILON as f64;
 /// The smallest positive subnormal f32.
