@@ -311,7 +311,7 @@ pub(crate) fn gemm_gather(
     let aligned = gather.line.is_some() || gather.seg_len % GATHER_ALIGN == 0;
     let line_ok = gather
         .line
-        .is_none_or(|(len, used)| used > 0 && used <= len);
+        .map_or(true, |(len, used)| used > 0 && used <= len);
     if gather.seg_len == 0 || !aligned || !line_ok || gather.seg_valid > gather.seg_len {
         return Err(KernelError::InvalidParam {
             arg: "gather",
