@@ -172,8 +172,9 @@ proptest! {
     }
 }
 
-/// Stride-1 shapes deep enough (`c/groups * r * s >= 32`) for the native implicit-im2col
-/// path (`conv/wide.rs`): padding, dilation, groups, several images per task, chunking.
+/// Shapes deep enough (`c/groups * r * s >= 32`) for the native implicit-im2col path
+/// (`conv/wide.rs`): strides (phase-split input), padding, dilation, groups, several images
+/// per task, chunking.
 fn implicit_params() -> impl Strategy<Value = Conv2dParams> {
     (
         (1usize..6, 4usize..9, 1usize..5, 1usize..3, 1usize..4),
@@ -186,14 +187,16 @@ fn implicit_params() -> impl Strategy<Value = Conv2dParams> {
             1usize..3,
         ),
         (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        (1usize..4, 1usize..4),
     )
-        .prop_filter_map("invalid shape", |(a, b, pad)| {
+        .prop_filter_map("invalid shape", |(a, b, pad, stride)| {
             let (n, cg, kg, groups, chunk) = a;
             let (h, w, r, s, dh, dw) = b;
             if cg * r * s < 32 {
                 return None;
             }
             let p = Conv2dParams::builder(n, cg * groups, h, w, kg * groups, r, s)
+                .stride(stride.0, stride.1)
                 .padding(pad.0, pad.1, pad.2, pad.3)
                 .dilation(dh, dw)
                 .groups(groups)

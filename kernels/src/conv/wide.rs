@@ -1,16 +1,23 @@
-//! Implicit im2col for stride-1 convolutions on the native backend: the column matrix is
-//! never built.
+//! Implicit im2col on the native backend: the column matrix is never built.
 //!
-//! Output position `(oh, ow)` is given the "wide" column `oh * wp + ow`, as if the output
-//! were as wide as the (padded) input. Then kernel tap `(ci, r, s)` meets input element
-//! `ci * hp * wp + r * dh * wp + s * dw + column` for every column: each row of the column
-//! matrix is one contiguous run of the image, at an offset from a small row table. The GEMM
-//! packs its B panels straight from the image through that table (`gemm::Gather`), so
+//! Stride 1 first. Output position `(oh, ow)` is given the "wide" column `oh * wp + ow`, as
+//! if the output were as wide as the (padded) input. Then kernel tap `(ci, r, s)` meets input
+//! element `ci * hp * wp + r * dh * wp + s * dw + column` for every column: each row of the
+//! column matrix is one contiguous run of the image, at an offset from a small row table. The
+//! GEMM packs its B panels straight from the image through that table (`gemm::Gather`), so
 //! im2col's pass over `c * r * s` copies of the image, and its writes, disappear; the GEMM
-//! packs B anyway. The price is the `wp - ow` junk columns per output row (`dw * (s - 1)`,
-//! plus the padding), computed and dropped when the output is scattered into place, which
-//! also adds the bias: 15% more work for 13-wide MNIST maps, 3% for 58-wide ResNet ones.
-//! Padded inputs are first copied into a zero-bordered buffer (one pass over the image).
+//! packs B anyway. The forward pays for the `wp - ow` junk columns per output row
+//! (`dw * (s - 1)`, plus the padding), computed and dropped when the output is scattered
+//! into place, which also adds the bias: 19% more work for 13-wide MNIST maps, 3% for 58-wide
+//! ResNet ones. The backward-weight pass reduces over the output positions only (the gather
+//! skips the junk columns).
+//!
+//! Stride `(sh, sw)`: the padded image is split into its `sh * sw` phases (rows `a` mod `sh`,
+//! columns `b` mod `sw`), each a `hq x wq` plane. Tap `(r, s)` reads phase
+//! `(r*dh mod sh, s*dw mod sw)` at offset `(r*dh / sh) * wq + s*dw / sw`, contiguously again,
+//! so strided convolutions are a stride-1 gather over the phase planes (junk `wq - ow`).
+//! Padded or strided inputs are first copied into that zero-bordered, phase-split buffer
+//! (one pass over the image); a plain stride-1 unpadded input is read in place.
 //!
 //! Tasks are `ipt` whole images (one GEMM each, `ipt * seg_len` columns wide), a wave of
 //! `slots` tasks at a time in parallel, each with its own slot of workspace. Forward writes
@@ -19,7 +26,7 @@
 use super::gemm_path::{dims, gather as gather_images, reduce_partials};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use crate::error::{checked_product, KernelError};
-use crate::gemm::{gemm_gather, Gather, GATHER_ALIGN};
+use crate::gemm::{gemm_gather, Gather};
 use crate::Gemm;
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -38,14 +45,17 @@ pub(crate) struct WidePlan {
     pub(crate) ipt: usize,
     /// Tasks in flight per wave.
     pub(crate) slots: usize,
-    /// Padded input height and width.
-    hp: usize,
-    wp: usize,
-    /// Wide columns per image that hold outputs: `(oh - 1) * wp + ow`.
+    /// Phase plane height and width (the padded input's for stride 1).
+    hq: usize,
+    wq: usize,
+    /// Elements per channel of the (split) input.
+    chan: usize,
+    /// Wide columns per image that hold outputs: `(oh - 1) * wq + ow`.
     valid: usize,
-    /// Columns per image in the GEMM: `valid` rounded up to `GATHER_ALIGN`.
+    /// Columns per image in the GEMM (`valid`: the last row's junk is not computed).
     seg_len: usize,
-    /// Per slot: the padded copy of the task's images (0 when unpadded), the wide output.
+    /// Per slot: the padded, phase-split copy of the task's images (0 when the input is read
+    /// in place), the wide output.
     pad_len: usize,
     out_len: usize,
     part_len: usize,
@@ -58,10 +68,10 @@ impl WidePlan {
     }
 }
 
-/// The plan for `p`, or `None` when the implicit path does not apply (strided, 1x1 or
+/// The plan for `p`, or `None` when the implicit path does not apply (1x1 stride-1 and
 /// depthwise convolutions have their own paths).
 pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>, KernelError> {
-    if p.stride != (1, 1) || p.is_pointwise() || p.is_depthwise() || p.oh == 0 || p.ow == 0 {
+    if p.is_pointwise() || p.is_depthwise() || p.oh == 0 || p.ow == 0 {
         return Ok(None);
     }
     // A shallow product (MNIST's first layer: c * r * s = 9) is bound by writing its output,
@@ -70,15 +80,18 @@ pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>
         return Ok(None);
     }
     // `out_dim` checked these sums.
+    let (sh, sw) = p.stride;
     let (hp, wp) = (p.h + p.pad.0 + p.pad.1, p.w + p.pad.2 + p.pad.3);
-    let valid = checked_product("workspace", &[p.oh - 1, wp])? + p.ow;
-    let seg_len = valid.div_ceil(GATHER_ALIGN) * GATHER_ALIGN;
+    let (hq, wq) = (hp.div_ceil(sh), wp.div_ceil(sw));
+    let chan = checked_product("workspace", &[sh, sw, hq, wq])?;
+    let valid = checked_product("workspace", &[p.oh - 1, wq])? + p.ow;
+    let seg_len = valid;
     let n = p.n.max(1);
     let ipt = n.div_ceil((n.saturating_mul(seg_len) / WIDE_COLS).clamp(1, n));
-    let pad_len = if p.pad == (0, 0, 0, 0) {
+    let pad_len = if p.pad == (0, 0, 0, 0) && p.stride == (1, 1) {
         0
     } else {
-        checked_product("workspace", &[ipt, p.c, hp, wp])?
+        checked_product("workspace", &[ipt, p.c, chan])?
     };
     let out_len = checked_product("workspace", &[p.k, ipt, seg_len])?;
     let slot = checked_product("workspace", &[1, pad_len + out_len + part_len])?;
@@ -87,8 +100,9 @@ pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>
     Ok(Some(WidePlan {
         ipt,
         slots,
-        hp,
-        wp,
+        hq,
+        wq,
+        chan,
         valid,
         seg_len,
         pad_len,
@@ -103,15 +117,19 @@ thread_local! {
     static ROWS: Cell<Vec<usize>> = const { Cell::new(Vec::new()) };
 }
 
-/// Runs `f` with the row table of one group: the offset of tap `(ci, r, s)` in a padded image.
+/// Runs `f` with the row table of one group: the offset of tap `(ci, r, s)` in a (padded,
+/// phase-split) image.
 fn with_rows<R>(p: &Conv2dParams, wp: &WidePlan, f: impl FnOnce(&[usize]) -> R) -> R {
     let mut rows = ROWS.with(Cell::take);
     rows.clear();
-    let plane = wp.hp * wp.wp;
+    let (sh, sw) = p.stride;
     for ci in 0..p.c / p.groups {
         for r in 0..p.r {
+            let (ra, rq) = ((r * p.dilation.0) % sh, (r * p.dilation.0) / sh);
             for s in 0..p.s {
-                rows.push(ci * plane + r * p.dilation.0 * wp.wp + s * p.dilation.1);
+                let (sb, sq) = ((s * p.dilation.1) % sw, (s * p.dilation.1) / sw);
+                let phase = (ra * sw + sb) * wp.hq * wp.wq;
+                rows.push(ci * wp.chan + phase + rq * wp.wq + sq);
             }
         }
     }
@@ -120,22 +138,32 @@ fn with_rows<R>(p: &Conv2dParams, wp: &WidePlan, f: impl FnOnce(&[usize]) -> R) 
     out
 }
 
-/// Copies images `[imgs, c, h, w]` into `[imgs, c, hp, wp]` with zero borders.
-fn pad_images(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]) {
-    let (pt, pl) = (p.pad.0, p.pad.2);
-    for (src, dst) in x
-        .chunks_exact(p.h * p.w)
-        .zip(out.chunks_exact_mut(wp.hp * wp.wp))
-    {
-        dst[..pt * wp.wp].fill(0.0);
-        dst[(pt + p.h) * wp.wp..].fill(0.0);
-        for (s, d) in src
-            .chunks_exact(p.w)
-            .zip(dst[pt * wp.wp..].chunks_exact_mut(wp.wp))
-        {
-            d[..pl].fill(0.0);
-            d[pl..pl + p.w].copy_from_slice(s);
-            d[pl + p.w..].fill(0.0);
+/// Copies image channels `[h, w]` into their zero-padded phase planes: phase `(a, b)` of a
+/// channel holds padded rows `a, a + sh, ...` and columns `b, b + sw, ...`.
+fn split_images(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]) {
+    let ((sh, sw), (pt, pl)) = (p.stride, (p.pad.0, p.pad.2));
+    let pq = wp.hq * wp.wq;
+    for (src, dst) in x.chunks_exact(p.h * p.w).zip(out.chunks_exact_mut(wp.chan)) {
+        for (ph, plane) in dst.chunks_exact_mut(pq).enumerate() {
+            let (a, b) = (ph / sw, ph % sw);
+            for (i, row) in plane.chunks_exact_mut(wp.wq).enumerate() {
+                let Some(ih) = (i * sh + a).checked_sub(pt).filter(|&ih| ih < p.h) else {
+                    row.fill(0.0);
+                    continue;
+                };
+                let srow = &src[ih * p.w..(ih + 1) * p.w];
+                if sw == 1 {
+                    // The padded row itself: `pl` zeros, the row, zeros.
+                    row[..pl].fill(0.0);
+                    row[pl..pl + p.w].copy_from_slice(srow);
+                    row[pl + p.w..].fill(0.0);
+                } else {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        let iw = (j * sw + b).checked_sub(pl);
+                        *v = iw.and_then(|iw| srow.get(iw)).copied().unwrap_or(0.0);
+                    }
+                }
+            }
         }
     }
 }
@@ -146,8 +174,8 @@ fn source<'a>(p: &Conv2dParams, wp: &WidePlan, xt: &'a [f32], pad: &'a mut [f32]
         return xt;
     }
     let imgs = xt.len() / (p.c * p.h * p.w);
-    let pad = &mut pad[..imgs * p.c * wp.hp * wp.wp];
-    pad_images(p, wp, xt, pad);
+    let pad = &mut pad[..imgs * p.c * wp.chan];
+    split_images(p, wp, xt, pad);
     pad
 }
 
@@ -157,7 +185,7 @@ fn source<'a>(p: &Conv2dParams, wp: &WidePlan, xt: &'a [f32], pad: &'a mut [f32]
 fn gather<'a>(p: &Conv2dParams, wp: &WidePlan, rows: &'a [usize], compact: bool) -> Gather<'a> {
     let (seg_len, seg_valid, line) = if compact {
         let ohw = p.oh * p.ow;
-        (ohw, ohw, Some((wp.wp, p.ow)))
+        (ohw, ohw, Some((wp.wq, p.ow)))
     } else {
         (wp.seg_len, wp.valid, None)
     };
@@ -165,7 +193,7 @@ fn gather<'a>(p: &Conv2dParams, wp: &WidePlan, rows: &'a [usize], compact: bool)
         row: rows,
         seg_len,
         seg_valid,
-        seg_stride: p.c * wp.hp * wp.wp,
+        seg_stride: p.c * wp.chan,
         line,
     }
 }
@@ -181,7 +209,7 @@ pub(crate) fn forward(
     ws: &mut [f32],
 ) -> Result<(), KernelError> {
     let d = dims(p);
-    let plane = wp.hp * wp.wp;
+    let plane = wp.chan;
     with_rows(p, wp, |rows| {
         let task = |yt: &mut [f32], xt: &[f32], slot: &mut [f32]| -> Result<(), KernelError> {
             let (pad, rest) = slot.split_at_mut(wp.pad_len);
@@ -204,7 +232,7 @@ pub(crate) fn forward(
                 for (kk, yk) in yi.chunks_exact_mut(d.ohw).enumerate() {
                     let bv = bias.map_or(0.0, |b| b[kk]);
                     let wide = &out[kk * width + i * wp.seg_len..];
-                    for (row, src) in yk.chunks_exact_mut(p.ow).zip(wide.chunks(wp.wp)) {
+                    for (row, src) in yk.chunks_exact_mut(p.ow).zip(wide.chunks(wp.wq)) {
                         row.iter_mut().zip(src).for_each(|(o, &v)| *o = v + bv);
                     }
                 }
@@ -234,7 +262,7 @@ pub(crate) fn backward_weight(
     ws: &mut [f32],
 ) -> Result<(), KernelError> {
     let d = dims(p);
-    let plane = wp.hp * wp.wp;
+    let plane = wp.chan;
     with_rows(p, wp, |rows| {
         let task = |xt: &[f32], dyt: &[f32], slot: &mut [f32]| -> Result<(), KernelError> {
             let (pad, rest) = slot.split_at_mut(wp.pad_len);

@@ -31,7 +31,7 @@ mod openblas;
 mod pack;
 mod reference;
 
-pub(crate) use pack::{Gather, GATHER_ALIGN};
+pub(crate) use pack::Gather;
 pub use reference::gemm_reference;
 
 use crate::error::{check_min_len, checked_mul, KernelError};
@@ -308,11 +308,10 @@ pub(crate) fn gemm_gather(
     // B's own leading dimension is unused: validate A and C with a nominal B.
     let layout = Gemm { ldb: None, ..*g }.validate(a.len(), rows * cols, c.len())?;
     check_min_len("gather rows", rows, gather.row.len())?;
-    let aligned = gather.line.is_some() || gather.seg_len % GATHER_ALIGN == 0;
     let line_ok = gather
         .line
         .map_or(true, |(len, used)| used > 0 && used <= len);
-    if gather.seg_len == 0 || !aligned || !line_ok || gather.seg_valid > gather.seg_len {
+    if gather.seg_len == 0 || !line_ok || gather.seg_valid > gather.seg_len {
         return Err(KernelError::InvalidParam {
             arg: "gather",
             what: format!("inconsistent gather {gather:?}"),

@@ -37,10 +37,9 @@ pub(super) struct Operand<'a, T> {
 /// the columns past the output width). So stored element `(i, j)` is
 /// `data[row[i] + (j / seg_len) * seg_stride + at(j % seg_len)]` when `j % seg_len < seg_valid`.
 ///
-/// Without `line`, `seg_len` is a multiple of [`GATHER_ALIGN`], so every column panel of
-/// every micro-kernel lies inside one segment and packs with fixed-size copies. Packing
-/// honours `line` on the fast path only where stored rows are read as lines (B transposed);
-/// other layouts take an element-by-element path.
+/// A column panel inside one segment packs with fixed-size copies, one across a segment
+/// boundary with two short ones. Packing honours `line` on the fast path only where stored
+/// rows are read as lines (B transposed); other layouts take an element-by-element path.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Gather<'a> {
     pub row: &'a [usize],
@@ -49,9 +48,6 @@ pub(crate) struct Gather<'a> {
     pub seg_stride: usize,
     pub line: Option<(usize, usize)>,
 }
-
-/// `Gather::seg_len` is a multiple of this (without `line`): the widest micro-kernel panel.
-pub(crate) const GATHER_ALIGN: usize = 16;
 
 impl Gather<'_> {
     /// Where a segment's column `local` is, from the segment start.
@@ -334,8 +330,11 @@ fn gather_cols<T: Float, const R: usize>(data: &[T], g: Gather<'_>, b: Block, ou
         let j = line0 + q * R;
         let n = R.min(lines - q * R);
         let (off, local) = g.offset(j);
-        if local + n > g.seg_len {
-            // A panel across two segments (not produced by the frame's NR-aligned chunks).
+        // The panel's columns in this segment, and the rest from the start of the next one
+        // (a panel crosses at most one boundary unless segments are narrower than it).
+        let first = n.min(g.seg_len - local);
+        let rest = n - first;
+        if rest > g.seg_len {
             let one = Block {
                 line0: j,
                 lines: n,
@@ -344,22 +343,31 @@ fn gather_cols<T: Float, const R: usize>(data: &[T], g: Gather<'_>, b: Block, ou
             gather_any(data, g, one, panel);
             continue;
         }
-        let valid = n.min(g.seg_valid.saturating_sub(local));
-        if valid == R {
+        let v1 = first.min(g.seg_valid.saturating_sub(local));
+        if v1 == R {
             for (dst, &row) in panel.chunks_exact_mut(R).zip(rows) {
                 let dst: &mut [T; R] = dst.try_into().expect("R elements");
                 *dst = data[row + off..row + off + R]
                     .try_into()
                     .expect("R elements");
             }
+            continue;
+        }
+        let (off2, v2) = if rest > 0 {
+            (g.offset(j + first).0, rest.min(g.seg_valid))
         } else {
-            // (A panel of junk columns only reads nothing: its offsets may lie past the data.)
-            for (dst, &row) in panel.chunks_exact_mut(R).zip(rows) {
-                if valid > 0 {
-                    dst[..valid].copy_from_slice(&data[row + off..row + off + valid]);
-                }
-                dst[valid..].fill(T::zero());
+            (0, 0)
+        };
+        // (Junk columns read nothing: their offsets may lie past the data.)
+        for (dst, &row) in panel.chunks_exact_mut(R).zip(rows) {
+            if v1 > 0 {
+                dst[..v1].copy_from_slice(&data[row + off..row + off + v1]);
             }
+            dst[v1..first].fill(T::zero());
+            if v2 > 0 {
+                dst[first..first + v2].copy_from_slice(&data[row + off2..row + off2 + v2]);
+            }
+            dst[first + v2..].fill(T::zero());
         }
     }
 }
