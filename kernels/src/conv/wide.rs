@@ -35,6 +35,9 @@ use std::cell::Cell;
 /// amortises packing its A, small enough that the task's output block stays in L2.
 const WIDE_COLS: usize = 2048;
 
+/// Fewest tasks per call (batch permitting).
+const MIN_TASKS: usize = 4;
+
 /// Shallowest `c/groups * r * s` that takes the implicit path.
 const MIN_DEPTH: usize = 32;
 
@@ -87,7 +90,10 @@ pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>
     let valid = checked_product("workspace", &[p.oh - 1, wq])? + p.ow;
     let seg_len = valid;
     let n = p.n.max(1);
-    let ipt = n.div_ceil((n.saturating_mul(seg_len) / WIDE_COLS).clamp(1, n));
+    // At least MIN_TASKS tasks when the batch allows: the input copy (padding, phase split)
+    // and the output scatter run inside a task, so one task would leave them serial.
+    let tasks = (n.saturating_mul(seg_len) / WIDE_COLS).clamp(MIN_TASKS.min(n), n);
+    let ipt = n.div_ceil(tasks);
     let pad_len = if p.pad == (0, 0, 0, 0) && p.stride == (1, 1) {
         0
     } else {
@@ -158,10 +164,25 @@ fn split_images(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]) {
                     row[pl..pl + p.w].copy_from_slice(srow);
                     row[pl + p.w..].fill(0.0);
                 } else {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        let iw = (j * sw + b).checked_sub(pl);
-                        *v = iw.and_then(|iw| srow.get(iw)).copied().unwrap_or(0.0);
+                    // Padded columns b, b + sw, ...: the input columns from the first one
+                    // at or after `pl` in this phase, every sw-th.
+                    let first = pl.saturating_sub(b).div_ceil(sw);
+                    let iw0 = (first * sw + b) - pl;
+                    let cnt = if iw0 < p.w {
+                        (p.w - iw0).div_ceil(sw)
+                    } else {
+                        0
+                    };
+                    row[..first.min(wp.wq)].fill(0.0);
+                    let body = &mut row[first.min(wp.wq)..];
+                    let cnt = cnt.min(body.len());
+                    for (v, &xv) in body[..cnt]
+                        .iter_mut()
+                        .zip(srow[iw0.min(p.w)..].iter().step_by(sw))
+                    {
+                        *v = xv;
                     }
+                    body[cnt..].fill(0.0);
                 }
             }
         }
