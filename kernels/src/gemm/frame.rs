@@ -23,8 +23,10 @@ use std::cell::RefCell;
 /// Below this many flops a call stays on the calling thread (a rayon fork costs microseconds).
 const PAR_MIN_FLOPS: usize = 1 << 21;
 
-/// Tasks per thread, for load balance when blocks are uneven.
-const TASKS_PER_THREAD: usize = 4;
+/// Column tasks per thread. One: measured side by side at 2 threads (quiet machine), four
+/// tasks per thread lost 5-15% on sq256, mlp_bwd_w and the im2col shapes to task overhead
+/// (each packs its own B panels), more than balance gained.
+const TASKS_PER_THREAD: usize = 1;
 
 thread_local! {
     static PACK_A_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
