@@ -135,6 +135,10 @@ pub fn conv2d_backward_data(
             direct::depthwise_backward_data(p, dy, w, dx);
             Ok(())
         }
+        Backend::Native => match p.adjoint() {
+            Some(a) => wide::backward_data(p, &a, dy, w, dx, ws),
+            None => gemm_path::backward_data(backend, p, dy, w, dx, ws),
+        },
         _ => gemm_path::backward_data(backend, p, dy, w, dx, ws),
     }
 }

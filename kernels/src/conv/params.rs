@@ -448,8 +448,48 @@ impl Conv2dParams {
     /// own column tile of at most 512 output positions, so this does not grow with the batch
     /// size or the image size beyond that.
     pub fn workspace_len(&self) -> usize {
+        let adjoint = self
+            .adjoint()
+            .map_or(0, |a| self.weight_len() + a.own_workspace_len());
+        self.own_workspace_len().max(adjoint)
+    }
+
+    /// Workspace of this descriptor's own passes (not the adjoint's).
+    fn own_workspace_len(&self) -> usize {
         let wide = self.plan.wide.map_or(0, |w| w.slots * w.slot_len());
         (self.plan.slots * self.slot_len()).max(wide)
+    }
+
+    /// The convolution whose forward pass is this one's backward-data, when the native
+    /// backend runs it that way: stride 1, padding at most the dilated kernel extent, and
+    /// an input no more than 10% larger than the output ("same" convolutions), so the
+    /// forward formulation does no more work; it then needs no col2im (see `wide.rs`).
+    /// Input `dy` (`[n, k, oh, ow]`), output `dx`, weights transposed per group and flipped.
+    pub(crate) fn adjoint(&self) -> Option<Conv2dParams> {
+        let (er, es) = (
+            (self.r - 1) * self.dilation.0,
+            (self.s - 1) * self.dilation.1,
+        );
+        let (pt, pb, pl, pr) = self.pad;
+        let same = 10 * self.h * self.w <= 11 * self.oh * self.ow;
+        if self.stride != (1, 1)
+            || self.is_pointwise()
+            || self.is_depthwise()
+            || self.plan.wide.is_none()
+            || !same
+            || pt.max(pb) > er
+            || pl.max(pr) > es
+        {
+            return None;
+        }
+        let a = Conv2dParams::builder(self.n, self.k, self.oh, self.ow, self.c, self.r, self.s)
+            .padding(er - pt, er - pb, es - pl, es - pr)
+            .dilation(self.dilation.0, self.dilation.1)
+            .groups(self.groups)
+            .build()
+            .ok()?
+            .with_max_chunk(self.chunk());
+        a.plan.wide.is_some().then_some(a)
     }
 
     /// Workspace elements of one task slot.

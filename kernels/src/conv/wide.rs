@@ -317,3 +317,27 @@ pub(crate) fn backward_weight(
         Ok(())
     })
 }
+
+/// Backward-data pass of a stride-1 "same" convolution (native backend) as the forward pass
+/// of its adjoint `a` (see `Conv2dParams::adjoint`): `dy` convolved with the weights
+/// transposed per group and flipped, into `dx`; no col2im. The flipped weights take the
+/// first `p.weight_len()` elements of `ws`.
+pub(crate) fn backward_data(
+    p: &Conv2dParams,
+    a: &Conv2dParams,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    ws: &mut [f32],
+) -> Result<(), KernelError> {
+    let (wt, ws) = ws.split_at_mut(p.weight_len());
+    let (cg, kg, rs) = (p.c / p.groups, p.k / p.groups, p.r * p.s);
+    for (t, v) in wt.iter_mut().enumerate() {
+        // wt[g*cg + ci][ko][tap] = w[g*kg + ko][ci][rs - 1 - tap]
+        let (row, tap) = (t / rs, t % rs);
+        let (g, ci, ko) = (row / (cg * kg), row / kg % cg, row % kg);
+        *v = w[((g * kg + ko) * cg + ci) * rs + rs - 1 - tap];
+    }
+    let wp = a.plan.wide.as_ref().expect("adjoint() checked the plan");
+    forward(a, wp, dy, wt, None, dx, ws)
+}
