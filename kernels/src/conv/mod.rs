@@ -23,8 +23,9 @@
 //! * `Native`: the native GEMM, images of a chunk in parallel (rayon, caller's pool). Forward
 //!   and backward-weight use implicit im2col (`wide.rs`): the GEMM packs its operand straight
 //!   from the (padded, phase-split) image through a row table, so no column matrix is built;
-//!   1x1 stride-1 unpadded convolutions are one GEMM per image; backward-data is GEMM then
-//!   col2im; shallow products (`c/groups * r * s < 32`, a grayscale first layer) keep explicit
+//!   1x1 stride-1 unpadded convolutions are one GEMM per image; backward-data is the forward
+//!   pass of the adjoint convolution for stride-1 "same" shapes, else GEMM then col2im;
+//!   shallow products (`c/groups * r * s < 32`, a grayscale first layer) keep explicit
 //!   im2col; depthwise convolutions (`groups == c == k`) run direct SIMD stencil kernels.
 //! * `OpenBlas`: the same im2col code with the OpenBLAS GEMM (images one after another,
 //!   OpenBLAS threads itself); the shapes with direct kernels run those (OpenBLAS has no
