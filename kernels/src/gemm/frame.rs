@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Below this many flops a call stays on the calling thread (a rayon fork costs microseconds).
-const PAR_MIN_FLOPS: usize = 1 << 21;
+pub(super) const PAR_MIN_FLOPS: usize = 1 << 21;
 
 /// Column tasks per thread. One: measured side by side at 2 threads (quiet machine), four
 /// tasks per thread lost 5-15% on sq256, mlp_bwd_w and the im2col shapes to task overhead
@@ -36,7 +36,7 @@ thread_local! {
 }
 
 /// The per-thread packing caches of an element type.
-trait PackCache: PackElem + Send + Sync + 'static {
+pub(super) trait PackCache: PackElem + Send + Sync + 'static {
     fn cache_a() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<Self>>>>;
     fn cache_b() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<Self>>>>;
 }
@@ -72,6 +72,8 @@ pub(super) fn gemm_f32(
     let b = (b, gather);
     match Isa::active() {
         #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if g.n <= 8 => run::<f32, F32Gemm12x8Avx2Fma>(g, l, a, b, c, true),
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => run::<f32, F32Gemm6x16Avx2Fma>(g, l, a, b, c, true),
         Isa::Scalar => run::<f32, F32Gemm4x4Scalar>(g, l, a, b, c, false),
         _ => run::<f32, F32Gemm4x8Wide>(g, l, a, b, c, false),
@@ -104,7 +106,7 @@ impl<T> SharedPtr<T> {
 }
 
 /// `simd`: the call runs the AVX2 path, so packing may use AVX2 too.
-fn run<T: PackCache, K: GemmKernel<T>>(
+fn run<T: PackCache + crate::simd::SimdElem, K: GemmKernel<T>>(
     g: &Gemm<T>,
     l: Layout,
     a: &[T],
@@ -118,6 +120,9 @@ fn run<T: PackCache, K: GemmKernel<T>>(
     }
     if k == 0 || g.alpha == T::zero() {
         scale_c(g.beta, c, m, n, l.ldc);
+        return;
+    }
+    if gather.is_none() && super::thin::run(g, l, a, b, c) {
         return;
     }
     let threads = if 2 * m * n * k < PAR_MIN_FLOPS {

@@ -276,6 +276,13 @@ gemm_kernel!(
 );
 #[cfg(target_arch = "x86_64")]
 gemm_kernel!(
+    /// f32, 12 x 8 tile (12 ymm accumulators), AVX2+FMA: for products at most 8 columns
+    /// wide (tall-skinny), where a 16-column tile would compute half zeros.
+    F32Gemm12x8Avx2Fma, f32, crate::simd::F32x8Avx2, mr = 12, nrv = 1,
+    mc = 144, kc = 384, nc = 4080, target_feature = "avx2,fma"
+);
+#[cfg(target_arch = "x86_64")]
+gemm_kernel!(
     /// f64, 6 x 8 tile (12 ymm accumulators), AVX2+FMA.
     F64Gemm6x8Avx2Fma, f64, crate::simd::F64x4Avx2, mr = 6, nrv = 2,
     mc = 72, kc = 256, nc = 4080, target_feature = "avx2,fma"

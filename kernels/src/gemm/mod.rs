@@ -30,6 +30,7 @@ mod kernels;
 mod openblas;
 mod pack;
 mod reference;
+mod thin;
 
 pub(crate) use pack::Gather;
 pub use reference::gemm_reference;

@@ -242,6 +242,7 @@ fn pack<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
             4 => copy_depth_major::<T, 4>(x, line0, lines, depth0, kc, out),
             6 => copy_depth_major::<T, 6>(x, line0, lines, depth0, kc, out),
             8 => copy_depth_major::<T, 8>(x, line0, lines, depth0, kc, out),
+            12 => copy_depth_major::<T, 12>(x, line0, lines, depth0, kc, out),
             16 => copy_depth_major::<T, 16>(x, line0, lines, depth0, kc, out),
             _ => {
                 for p in 0..kc {
@@ -275,6 +276,7 @@ fn pack<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
                 4 => interleave::<T, 4>(src, x.ld, n, kc, panel),
                 6 => interleave::<T, 6>(src, x.ld, n, kc, panel),
                 8 => interleave::<T, 8>(src, x.ld, n, kc, panel),
+                12 => interleave::<T, 12>(src, x.ld, n, kc, panel),
                 16 => interleave::<T, 16>(src, x.ld, n, kc, panel),
                 _ => interleave_any(src, x.ld, r, n, kc, panel),
             }
