@@ -271,20 +271,19 @@ fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
             pack_a(p.a, K::MR, i0, K::MR.min(m - i0), pc, kc, panel);
         };
         let kc_last = (k - full).max(1);
+        // One pass (one fork) over the panels of both regions.
         if p.threads == 1 {
-            head.chunks_mut(p.kc_max * K::MR)
-                .enumerate()
-                .for_each(|(c, x)| pack_panel(p.kc_max, 0, c, x));
-            tail.chunks_mut(kc_last * K::MR)
-                .enumerate()
-                .for_each(|(c, x)| pack_panel(kc_last, full, c, x));
+            let head = head.chunks_mut(p.kc_max * K::MR).enumerate();
+            let tail = tail.chunks_mut(kc_last * K::MR).enumerate();
+            head.map(|(c, x)| (p.kc_max, 0, c, x))
+                .chain(tail.map(|(c, x)| (kc_last, full, c, x)))
+                .for_each(|(kc, pc0, c, x)| pack_panel(kc, pc0, c, x));
         } else {
-            head.par_chunks_mut(p.kc_max * K::MR)
-                .enumerate()
-                .for_each(|(c, x)| pack_panel(p.kc_max, 0, c, x));
-            tail.par_chunks_mut(kc_last * K::MR)
-                .enumerate()
-                .for_each(|(c, x)| pack_panel(kc_last, full, c, x));
+            let head = head.par_chunks_mut(p.kc_max * K::MR).enumerate();
+            let tail = tail.par_chunks_mut(kc_last * K::MR).enumerate();
+            head.map(|(c, x)| (p.kc_max, 0, c, x))
+                .chain(tail.map(|(c, x)| (kc_last, full, c, x)))
+                .for_each(|(kc, pc0, c, x)| pack_panel(kc, pc0, c, x));
         }
         let a_pack = &*a_pack;
         let n_panels = n.div_ceil(K::NR);
