@@ -119,7 +119,7 @@ impl PackElem for f64 {}
 impl PackElem for f32 {
     unsafe fn interleave_simd(rows: &[*const f32], kc: usize, out: &mut [f32]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if matches!(rows.len(), 6 | 8 | 16) && crate::simd::Isa::Avx2.supported() {
+        if matches!(rows.len(), 6 | 8 | 12 | 16) && crate::simd::Isa::Avx2.supported() {
             // SAFETY: AVX2 is available; the caller's contract covers the reads and
             // `out.len() == kc * r`.
             unsafe { avx2::interleave_f32(rows, kc, out.as_mut_ptr()) };
@@ -529,10 +529,12 @@ pub(super) fn with_scratch<T: Float, R>(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    /// `out[p * r + i] = rows[i][p]` for `i < r = rows.len()`, `p < kc`, `r` in {6, 8, 16}:
-    /// 8 x 8 blocks transposed in registers (eight loads, 24 shuffles, eight stores per 64
-    /// values, against 128 scalar moves). For `r = 6` two rows are loaded twice and their
-    /// lanes overwritten by the next depth's store.
+    /// `out[p * r + i] = rows[i][p]` for `i < r = rows.len()`, `p < kc`, `r` in
+    /// {6, 8, 12, 16}: 8 x 8 blocks transposed in registers (eight loads, 24 shuffles, eight
+    /// stores per 64 values, against 128 scalar moves). A short group of rows (`r = 6`, or
+    /// the last four of 12) loads some rows twice and stores eight lanes; the extra lanes land
+    /// on the next depth's first lanes, which are stored later: by the next depth of the
+    /// same group (`r = 6`), or by an earlier group, hence the groups run last to first.
     ///
     /// # Safety
     /// AVX2 is available; `rows[i]` is valid for `kc` reads; `out` for `kc * r` writes.
@@ -540,7 +542,7 @@ mod avx2 {
     pub(super) unsafe fn interleave_f32(src_rows: &[*const f32], kc: usize, out: *mut f32) {
         let r = src_rows.len();
         let full = kc / 8 * 8;
-        for g in (0..r).step_by(8) {
+        for g in (0..r).step_by(8).rev() {
             let rows = (r - g).min(8);
             // Row pointers; missing rows (r = 6) repeat a valid row and are not stored.
             let mut ptr = [src_rows[g]; 8];
