@@ -471,7 +471,9 @@ impl Conv2dParams {
             (self.s - 1) * self.dilation.1,
         );
         let (pt, pb, pl, pr) = self.pad;
-        let same = 10 * self.h * self.w <= 11 * self.oh * self.ow;
+        // (u128: the sizes are validated as usize products, ten times one may not be.)
+        let area = |a: usize, b: usize| a as u128 * b as u128;
+        let same = 10 * area(self.h, self.w) <= 11 * area(self.oh, self.ow);
         if self.stride != (1, 1)
             || self.is_pointwise()
             || self.is_depthwise()
