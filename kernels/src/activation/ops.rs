@@ -2,7 +2,7 @@
 //! [`Vector`] so that one body serves all ISAs. Each is a small `Copy` struct implementing
 //! [`Unary`] (forward: `x -> y`) or [`Binary`] (backward: `(x or y, dy) -> dx`).
 
-use crate::simd::math::{exp_nonpos, expm1, log1p_unit, normal_cdf, sigmoid, tanh};
+use crate::simd::math::{exp_nonpos, expm1, gelu_grad, log1p_unit, normal_cdf, sigmoid, tanh};
 use crate::simd::Vector;
 
 /// An elementwise map `x -> y`.
@@ -33,8 +33,7 @@ fn finite_below<V: Vector<Elem = f32>>(x: V) -> V {
     x.at_least(s(-f32::MAX))
 }
 
-/// `ln sqrt(2 pi)`, `sqrt(2/pi)` and the cubic coefficient of the tanh GELU.
-const LN_SQRT_2PI: f32 = 0.918_938_5;
+/// `sqrt(2/pi)` and the cubic coefficient of the tanh GELU.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044_715;
 
@@ -156,17 +155,14 @@ impl Unary for GeluFwd {
     }
 }
 
-/// GELU backward from the input: `dy (Phi(x) + x normal_cdf(x))`.
+/// GELU backward from the input: `dy (Phi(x) + x phi(x))` (one shared exponential, see
+/// [`gelu_grad`]).
 #[derive(Clone, Copy)]
 pub(crate) struct GeluBwd;
 impl Binary for GeluBwd {
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
-        // Beyond |x| = 20 the density term is 0 in f32; clamping avoids inf * 0.
-        let xc = x.at_least(s(-20.0)).at_most(s(20.0));
-        // normal_cdf(x) = exp(-x^2/2 - ln sqrt(2 pi)): the constant folded into the exponent.
-        let pdf = exp_nonpos(xc.mul(xc).mul_add(s(-0.5), s(-LN_SQRT_2PI)));
-        dy.mul(xc.mul_add(pdf, normal_cdf(xc)))
+        dy.mul(gelu_grad(x))
     }
 }
 

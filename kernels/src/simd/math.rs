@@ -60,6 +60,24 @@ const PHI_Q: [f32; 6] = [
     2.011_599_5e-6,
 ];
 
+/// Where [`normal_cdf`] clamps its fit's argument: `4 sqrt 2`.
+const PHI_LIM: f32 = 5.656_854;
+
+/// `ln sqrt(2 pi)`.
+const LN_SQRT_2PI: f32 = 0.918_938_5;
+
+/// `G(a) = M(a) - a = P(a) / Q(a)` on `[0, 10]` for [`gelu_grad`] (fit: `|phi (G - P/Q)|`
+/// below 3.9e-9, relative error of `G` below 4.2e-5; beyond 10 it follows `G ~ -a`), lowest
+/// degree first, `P` times `2^-32` (cancelling [`EXP_SCALE`]).
+const MILLS_G_P: [f32; 5] = [
+    1.253_314_1 / EXP_SCALE,
+    -0.583_337_4 / EXP_SCALE,
+    -1.048_866_7 / EXP_SCALE,
+    -0.467_846_38 / EXP_SCALE,
+    -0.072_520_73 / EXP_SCALE,
+];
+const MILLS_G_Q: [f32; 4] = [1.0, 1.130_333_9, 0.466_868_03, 0.072_570_11];
+
 /// `tanh(x) = x P(x^2) / Q(x^2)` on `[0, 9]` (fit relative error 6.4e-8), lowest first.
 const TANH_P: [f32; 6] = [
     1.0,
@@ -111,18 +129,32 @@ fn poly<V: Vector<Elem = f32>, const N: usize>(x: V, c: &[f32; N]) -> V {
 /// even) and subtracting it back gives that integer exactly.
 const ROUNDER: f32 = 12_582_912.0;
 
-/// Splits `x = n ln2 + r` with integer `n` and `|r| <= ln2/2` (Cody-Waite), returning
-/// `(n, e^r - 1)`. `|x|` must be below 2^21 (callers clamp).
+/// `(e^r - 1 - r) / r^2` by Estrin's scheme from `r` and `r2 = r^2` (which the caller needs
+/// anyway): the same operation count as Horner's rule with half its latency, and these
+/// loops are bound by latency times operation count (how many iterations the out-of-order
+/// window overlaps), measured.
 #[inline(always)]
-fn reduce_expm1<V: Vector<Elem = f32>>(x: V) -> (V, V) {
-    let n = x.mul_add(s(LOG2E), s(ROUNDER)).sub(s(ROUNDER));
-    let r = n.mul_add(s(-LN2_HI), x);
-    let r = n.mul_add(s(-LN2_LO), r);
-    let em1 = r.mul(r).mul_add(poly(r, &EXPM1_Q), r);
-    (n, em1)
+fn expm1_q<V: Vector<Elem = f32>>(r: V, r2: V) -> V {
+    let lo = r.mul_add(s(EXPM1_Q[1]), s(EXPM1_Q[0]));
+    let hi = r.mul_add(s(EXPM1_Q[3]), s(EXPM1_Q[2]));
+    r2.mul_add(r2.mul_add(s(EXPM1_Q[4]), hi), lo)
 }
 
-/// `e^x = (1 + em1) 2^n` from [`reduce_expm1`]'s parts, for integer-valued `n` in
+/// Splits `x = n ln2 + r` with integer `n` and `|r| <= ln2/2` (Cody-Waite), returning
+/// `(t, n, e^r - 1)` where `t = x log2(e) + magic` rounded (so `n = t - magic`; `magic` is
+/// [`ROUNDER`] plus any bias the caller wants in `t`'s low bits). `|x|` must be below 2^21
+/// (callers clamp).
+#[inline(always)]
+fn reduce<V: Vector<Elem = f32>>(x: V, magic: f32) -> (V, V, V) {
+    let t = x.mul_add(s(LOG2E), s(magic));
+    let n = t.sub(s(magic));
+    let r = n.mul_add(s(-LN2_HI), x);
+    let r = n.mul_add(s(-LN2_LO), r);
+    let r2 = r.mul(r);
+    (t, n, r2.mul_add(expm1_q(r, r2), r))
+}
+
+/// `e^x = (1 + em1) 2^n` from [`reduce`]'s parts, for integer-valued `n` in
 /// `[-152, 130]`: `2^n` in two exact factors, the first `n` clamped to the normal range and
 /// the second the (small) rest, so that the last multiply rounds once into the subnormals,
 /// or overflows to infinity exactly when the true result does. The `1 +` is fused into the
@@ -141,19 +173,39 @@ pub(crate) fn exp<V: Vector<Elem = f32>>(x: V) -> V {
     // Beyond these bounds the result is already 0 or inf; clamping keeps `n` in range
     // (NaN stays NaN).
     let xc = x.at_least(s(-104.0)).at_most(s(89.0));
-    let (n, em1) = reduce_expm1(xc);
+    let (_, n, em1) = reduce(xc, ROUNDER);
     exp_parts(n, em1)
 }
 
+/// `log2` of [`EXP_SCALE`].
+const EXP_SCALE_LOG2: f32 = 32.0;
+/// The factor [`exp_nonpos_scaled`] returns its result times: `e^x 2^32` is a normal float
+/// for every `x >= -109`, and at most `2^32` for `x <= 0`.
+pub(crate) const EXP_SCALE: f32 = 4_294_967_296.0;
+
+/// `e^x 2^32` for `x <= 0` (or NaN; positive inputs give unspecified values), never
+/// subnormal: the scaling is one exact power of two taken from the rounding sum itself (the
+/// bias 127 + 32 folded into the rounding constant), so the result is `(1 + em1) 2^(n + 32)`
+/// with one rounding, the very rounding `e^x` gets where it is normal. Callers divide the
+/// scale out where it costs nothing (a quotient, a constant), so that subnormal results
+/// are rounded once, at that last step. Inputs below -109 count as -109 (`e^-109` is far
+/// below half the smallest subnormal, so results still round to 0 there).
+#[inline(always)]
+pub(crate) fn exp_nonpos_scaled<V: Vector<Elem = f32>>(x: V) -> V {
+    // n >= -157, so n + 127 + 32 >= 2: a normal exponent (NaN stays NaN).
+    let xc = x.at_least(s(-109.0));
+    let (t, _, em1) = reduce(xc, ROUNDER + 127.0 + EXP_SCALE_LOG2);
+    let scale = t.pow2_biased();
+    em1.mul_add(scale, scale)
+}
+
 /// `e^x` for `x <= 0` (or NaN; positive inputs give unspecified values): [`exp`] without the
-/// overflow-side clamps, for softmax, sigmoid, softplus and the normal density, whose
-/// arguments are never positive. Same accuracy as [`exp`].
+/// overflow side, for softmax and the normal density, whose arguments are never positive.
+/// Same accuracy as [`exp`] (the same roundings: scaling by `2^-32` is exact for normal
+/// results and rounds subnormal ones once).
 #[inline(always)]
 pub(crate) fn exp_nonpos<V: Vector<Elem = f32>>(x: V) -> V {
-    let (n, em1) = reduce_expm1(x.at_least(s(-104.0)));
-    let n1 = n.at_least(s(-126.0));
-    let s1 = n1.pow2i();
-    em1.mul_add(s1, s1).mul(n.sub(n1).pow2i())
+    exp_nonpos_scaled(x).mul(s(1.0 / EXP_SCALE))
 }
 
 /// `e^x - 1` without cancellation near 0. `expm1(-inf) = -1`, `expm1(+inf) = inf`, `-0` and
@@ -162,7 +214,7 @@ pub(crate) fn exp_nonpos<V: Vector<Elem = f32>>(x: V) -> V {
 pub(crate) fn expm1<V: Vector<Elem = f32>>(x: V) -> V {
     // Below -18, e^x < 2^-25 and the result rounds to -1.
     let xc = x.at_least(s(-18.0)).at_most(s(89.0));
-    let (n, em1) = reduce_expm1(xc);
+    let (_, n, em1) = reduce(xc, ROUNDER);
     // n == 0: the reduced value is the answer (|x| <= ln2/2); otherwise |result| >= 0.29 and
     // 2^n (e^r) - 1 loses at most a bit.
     let big = exp_parts(n, em1).sub(s(1.0));
@@ -190,12 +242,15 @@ pub(crate) fn tanh<V: Vector<Elem = f32>>(x: V) -> V {
 
 /// The logistic function `1 / (1 + e^-x)`, computed from `e = exp(-|x|) <= 1` as `1/(1+e)` or
 /// `e/(1+e)`, so it never overflows and keeps its relative accuracy down into the subnormal
-/// results of large negative `x`. `sigmoid(-inf) = 0`, `sigmoid(inf) = 1`, NaN propagates.
+/// results of large negative `x`: numerator and denominator both carry the `2^32` of
+/// [`exp_nonpos_scaled`], which the division cancels with the one rounding it makes anyway.
+/// `sigmoid(-inf) = 0`, `sigmoid(inf) = 1`, NaN propagates.
 #[inline(always)]
 pub(crate) fn sigmoid<V: Vector<Elem = f32>>(x: V) -> V {
-    let e = exp_nonpos(V::zero().sub(x.abs()));
-    let num = V::select(x.lt(V::zero()), e, s(1.0));
-    num.div(e.add(s(1.0)))
+    // `x | -0.0` is `-|x|`.
+    let e = exp_nonpos_scaled(x.or(s(-0.0)));
+    let num = V::select(x.lt(V::zero()), e, s(EXP_SCALE));
+    num.div(e.add(s(EXP_SCALE)))
 }
 
 /// The error function. Clamped to `[-4, 4]` (beyond which erf is +-1 in f32); -0 stays -0,
@@ -211,17 +266,31 @@ pub(crate) fn erf<V: Vector<Elem = f32>>(x: V) -> V {
 
 /// The standard normal CDF `Phi(x) = (1 + erf(x / sqrt 2)) / 2`, from the erf fit with the
 /// scalings folded in (two operations fewer than through [`erf`]); absolute error below
-/// 2e-7, NaN propagates.
+/// 2e-7, NaN propagates. The fit is evaluated at `x` clamped to `+-4 sqrt 2` but scaled by the
+/// unclamped `x`: past the clamp `x r` runs beyond `+-1/2`, so clamping the result to
+/// `[0, 1]` gives exactly 0 and 1 there (and at `+-inf`) without a separate select.
 #[inline(always)]
 pub(crate) fn normal_cdf<V: Vector<Elem = f32>>(x: V) -> V {
-    let lim = s(5.656_854);
-    let xc = x.at_least(V::zero().sub(lim)).at_most(lim);
+    let xc = x.at_least(s(-PHI_LIM)).at_most(s(PHI_LIM));
     let t = xc.mul(xc);
     let r = poly(t, &PHI_P).div(poly(t, &PHI_Q));
-    let p = xc.mul_add(r, s(0.5)).at_least(V::zero()).at_most(s(1.0));
-    // Beyond the fit, exactly 0 or 1 (the limits GELU's -inf and its gradient rely on).
-    let tail = V::zero().lt(x).and(s(1.0));
-    V::select(lim.lt(x.abs()), tail, p)
+    x.mul_add(r, s(0.5)).at_least(V::zero()).at_most(s(1.0))
+}
+
+/// `Phi(x) + x phi(x)`, the derivative of GELU's `x Phi(x)`, with one exponential: with
+/// `a = |x|` and the Mills ratio `M(a) = (1 - Phi(a)) / phi(a)`, it is `h = phi(a) G(a)` for
+/// `x < 0` and `1 - h` for `x >= 0`, where `G(a) = M(a) - a` is smooth and fitted as a
+/// rational function of `a`. Absolute error below 1.5e-7 (4e-9 from the fit, the rest
+/// rounding); relative to `h`, which keeps the far negative tail (`x < -13`: subnormal
+/// results) accurate to 1e-4. `+-inf` give 0 and 1, NaN propagates.
+#[inline(always)]
+pub(crate) fn gelu_grad<V: Vector<Elem = f32>>(x: V) -> V {
+    // Past |x| = 15 the density is 0 in f32 (clamping keeps the fit's argument finite).
+    let a = x.abs().at_most(s(15.0));
+    // phi(a) 2^32 = exp(-a^2/2 - ln sqrt(2 pi)) 2^32; the 2^-32 is folded into MILLS_G_P.
+    let e = exp_nonpos_scaled(a.mul(a).mul_add(s(-0.5), s(-LN_SQRT_2PI)));
+    let h = e.mul(poly(a, &MILLS_G_P).div(poly(a, &MILLS_G_Q)));
+    V::select(x.lt(V::zero()), h, s::<V>(1.0).sub(h))
 }
 
 /// `ln(1 + y)` for `y` in `[0, 1]` (the range softplus needs), as `2 atanh(y / (2 + y))`:
