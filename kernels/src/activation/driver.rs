@@ -9,9 +9,9 @@ use rayon::prelude::*;
 
 /// Below this many elements a map stays on the calling thread (a 64K map takes ~10 us, the
 /// cost of waking workers would dominate).
-pub(crate) const PAR_MIN_LEN: usize = 1 << 18;
+pub const PAR_MIN_LEN: usize = 1 << 18;
 /// Elements per rayon task above [`PAR_MIN_LEN`] (256 KiB of f32: long enough to stream).
-pub(crate) const PAR_CHUNK: usize = 1 << 16;
+pub const PAR_CHUNK: usize = 1 << 16;
 /// From this many elements (16 MiB of output, half this machine class's L3) the outputs of
 /// cheap (memory-bound) maps are written with non-temporal stores: they cannot stay cached
 /// anyway, and skipping the read-for-ownership of each output line cuts the memory traffic

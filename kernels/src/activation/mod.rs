@@ -41,6 +41,8 @@ pub use reference::{
     softmax_forward_reference,
 };
 pub use softmax::{log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward};
+/// The threading of the elementwise maps (for benchmarks that copy it, e.g. a copy baseline).
+pub use driver::{PAR_CHUNK, PAR_MIN_LEN};
 
 use crate::error::{check_len, KernelError};
 use crate::Backend;
