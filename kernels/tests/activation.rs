@@ -181,8 +181,10 @@ fn results_identical_across_thread_counts() {
     }
 }
 
-/// Outputs of at least 4M elements take the non-temporal-store path: it must give the same
-/// bits as the ordinary path (computed here in small pieces), for misaligned outputs too.
+/// Outputs of at least 4M elements take the non-temporal-store path (ReLU) and long slices
+/// the two-pass staged path (sigmoid, GELU): both must give the same bits as the plain path
+/// (computed here in pieces of 100 elements, too short for either), for misaligned outputs
+/// and the in-place backward too.
 #[test]
 fn streaming_path_matches_small_pieces() {
     let n = (1 << 22) + 37;
@@ -191,7 +193,12 @@ fn streaming_path_matches_small_pieces() {
         .collect();
     let x = &x[1..]; // misaligned input
     for isa in Isa::ALL {
-        for act in [Activation::Tanh, Activation::Relu] {
+        for act in [
+            Activation::Tanh,
+            Activation::Relu,
+            Activation::Sigmoid,
+            Activation::Gelu,
+        ] {
             let mut big = vec![0.0f32; n + 3];
             let mut dbig = vec![0.0f32; n + 1];
             with_isa(isa, || {
@@ -202,8 +209,8 @@ fn streaming_path_matches_small_pieces() {
             });
             let (mut small, mut dsmall) = (vec![0.0f32; n], vec![0.0f32; n]);
             with_isa(isa, || {
-                for (i, c) in x.chunks(1000).enumerate() {
-                    let r = i * 1000..i * 1000 + c.len();
+                for (i, c) in x.chunks(100).enumerate() {
+                    let r = i * 100..i * 100 + c.len();
                     activation_forward(Backend::Native, act, c, &mut small[r.clone()]).unwrap();
                     let y = &small[r.clone()];
                     activation_backward(Backend::Native, act, c, y, c, &mut dsmall[r]).unwrap();

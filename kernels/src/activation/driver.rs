@@ -18,6 +18,13 @@ pub const PAR_CHUNK: usize = 1 << 16;
 /// from 12 to 8 bytes per element forward (16 to 12 backward).
 pub(crate) const STREAM_MIN_LEN: usize = 1 << 22;
 
+/// Vectors per block of a staged map ([`Unary::STAGED`]): the first halves of the block
+/// are computed into this small buffer (cache-resident, likely in registers only in part),
+/// then the second halves. A long chain of dependent operations per vector limits how many
+/// vectors the out-of-order window overlaps; two shorter chains in separate passes overlap
+/// more (measured 10-15% faster for sigmoid and GELU at 16 vectors; 4 to 8 gain less).
+const STAGE_VECS: usize = 16;
+
 /// Vectors computed before each burst of streaming stores: four 32-byte vectors fill two
 /// whole cache lines back to back, so the write-combining buffers flush full lines (stores
 /// to a line spread over a slow computation get flushed half-written, which is far slower).
@@ -82,6 +89,20 @@ impl<F: Unary> SimdFn<f32> for UnaryRun<F> {
                     i += BURST * lanes;
                 }
                 V::stream_fence();
+            }
+            if F::STAGED {
+                // Two passes per block (see `STAGE_VECS`); the block is loaded twice.
+                let mut started = [V::zero(); STAGE_VECS];
+                while i + STAGE_VECS * lanes <= n {
+                    for (k, s) in started.iter_mut().enumerate() {
+                        *s = f.start(V::load(src.add(i + k * lanes)));
+                    }
+                    for (k, s) in started.iter().enumerate() {
+                        let j = i + k * lanes;
+                        f.finish(V::load(src.add(j)), *s).store(dst.add(j));
+                    }
+                    i += STAGE_VECS * lanes;
+                }
             }
             {
                 while i + 4 * lanes <= n {
@@ -186,6 +207,21 @@ impl<F: Binary> SimdFn<f32> for BinaryRun<F> {
                     i += BURST * lanes;
                 }
                 V::stream_fence();
+            }
+            if F::STAGED {
+                // As in `UnaryRun`; `dst` may be `dy`, read before it is written.
+                let mut started = [V::zero(); STAGE_VECS];
+                while i + STAGE_VECS * lanes <= n {
+                    for (k, s) in started.iter_mut().enumerate() {
+                        *s = f.start(V::load(a.add(i + k * lanes)));
+                    }
+                    for (k, s) in started.iter().enumerate() {
+                        let j = i + k * lanes;
+                        f.finish(V::load(a.add(j)), V::load(dy.add(j)), *s)
+                            .store(dst.add(j));
+                    }
+                    i += STAGE_VECS * lanes;
+                }
             }
             {
                 while i + 2 * lanes <= n {

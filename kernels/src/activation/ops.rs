@@ -2,7 +2,10 @@
 //! [`Vector`] so that one body serves all ISAs. Each is a small `Copy` struct implementing
 //! [`Unary`] (forward: `x -> y`) or [`Binary`] (backward: `(x or y, dy) -> dx`).
 
-use crate::simd::math::{exp_nonpos, expm1, gelu_grad, log1p_unit, normal_cdf, sigmoid, tanh};
+use crate::simd::math::{
+    exp_nonpos, expm1, gelu_grad_finish, gelu_grad_start, log1p_unit, normal_cdf_finish,
+    normal_cdf_ratio, sigmoid, sigmoid_finish, sigmoid_start, tanh,
+};
 use crate::simd::Vector;
 
 /// An elementwise map `x -> y`.
@@ -11,14 +14,40 @@ pub(crate) trait Unary: Copy + Send + Sync {
     /// non-temporal stores (see `driver`). Compute-bound maps keep ordinary stores, which
     /// measured faster for them.
     const CHEAP: bool = false;
+    /// Split in two halves, `apply(x) == finish(x, start(x))`, which the driver runs as two
+    /// passes over small cache-resident blocks (see `driver`): for long dependency chains,
+    /// which a single pass cannot overlap enough.
+    const STAGED: bool = false;
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V;
+    /// The first half of a [`Unary::STAGED`] map (unused otherwise).
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, x: V) -> V {
+        x
+    }
+    /// The second half of a [`Unary::STAGED`] map, given `start(x)`.
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, x: V, _started: V) -> V {
+        self.apply(x)
+    }
 }
 
 /// An elementwise map `(a, dy) -> dx` where `a` is the saved input or output.
 pub(crate) trait Binary: Copy + Send + Sync {
     /// As [`Unary::CHEAP`].
     const CHEAP: bool = false;
+    /// As [`Unary::STAGED`]: `apply(a, dy) == finish(a, dy, start(a))`.
+    const STAGED: bool = false;
     fn apply<V: Vector<Elem = f32>>(self, a: V, dy: V) -> V;
+    /// As [`Unary::start`].
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, a: V) -> V {
+        a
+    }
+    /// As [`Unary::finish`].
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, a: V, dy: V, _started: V) -> V {
+        self.apply(a, dy)
+    }
 }
 
 #[inline(always)]
@@ -103,13 +132,22 @@ impl Binary for EluBwd {
     }
 }
 
-/// Sigmoid.
+/// Sigmoid, staged at its exponential.
 #[derive(Clone, Copy)]
 pub(crate) struct SigmoidFwd;
 impl Unary for SigmoidFwd {
+    const STAGED: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
         sigmoid(x)
+    }
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, x: V) -> V {
+        sigmoid_start(x)
+    }
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, x: V, e: V) -> V {
+        sigmoid_finish(x, e)
     }
 }
 
@@ -145,24 +183,42 @@ impl Binary for TanhBwd {
     }
 }
 
-/// GELU, erf form: `x Phi(x)`.
+/// GELU, erf form: `x Phi(x)`, staged at the ratio of [`normal_cdf`].
 #[derive(Clone, Copy)]
 pub(crate) struct GeluFwd;
 impl Unary for GeluFwd {
+    const STAGED: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
-        finite_below(x).mul(normal_cdf(x))
+        self.finish(x, self.start(x))
+    }
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, x: V) -> V {
+        normal_cdf_ratio(x)
+    }
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, x: V, r: V) -> V {
+        finite_below(x).mul(normal_cdf_finish(x, r))
     }
 }
 
 /// GELU backward from the input: `dy (Phi(x) + x phi(x))` (one shared exponential, see
-/// [`gelu_grad`]).
+/// [`gelu_grad_start`]), staged at the exponential.
 #[derive(Clone, Copy)]
 pub(crate) struct GeluBwd;
 impl Binary for GeluBwd {
+    const STAGED: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
-        dy.mul(gelu_grad(x))
+        self.finish(x, dy, self.start(x))
+    }
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, x: V) -> V {
+        gelu_grad_start(x)
+    }
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, x: V, dy: V, e: V) -> V {
+        dy.mul(gelu_grad_finish(x, e))
     }
 }
 

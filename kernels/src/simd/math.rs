@@ -66,7 +66,7 @@ const PHI_LIM: f32 = 5.656_854;
 /// `ln sqrt(2 pi)`.
 const LN_SQRT_2PI: f32 = 0.918_938_5;
 
-/// `G(a) = M(a) - a = P(a) / Q(a)` on `[0, 10]` for [`gelu_grad`] (fit: `|phi (G - P/Q)|`
+/// `G(a) = M(a) - a = P(a) / Q(a)` on `[0, 10]` for [`gelu_grad_start`] (fit: `|phi (G - P/Q)|`
 /// below 3.9e-9, relative error of `G` below 4.2e-5; beyond 10 it follows `G ~ -a`), lowest
 /// degree first, `P` times `2^-32` (cancelling [`EXP_SCALE`]).
 const MILLS_G_P: [f32; 5] = [
@@ -247,8 +247,19 @@ pub(crate) fn tanh<V: Vector<Elem = f32>>(x: V) -> V {
 /// `sigmoid(-inf) = 0`, `sigmoid(inf) = 1`, NaN propagates.
 #[inline(always)]
 pub(crate) fn sigmoid<V: Vector<Elem = f32>>(x: V) -> V {
+    sigmoid_finish(x, sigmoid_start(x))
+}
+
+/// The first half of [`sigmoid`]: `exp(-|x|) 2^32`.
+#[inline(always)]
+pub(crate) fn sigmoid_start<V: Vector<Elem = f32>>(x: V) -> V {
     // `x | -0.0` is `-|x|`.
-    let e = exp_nonpos_scaled(x.or(s(-0.0)));
+    exp_nonpos_scaled(x.or(s(-0.0)))
+}
+
+/// The rest of [`sigmoid`] from `e = sigmoid_start(x)`.
+#[inline(always)]
+pub(crate) fn sigmoid_finish<V: Vector<Elem = f32>>(x: V, e: V) -> V {
     let num = V::select(x.lt(V::zero()), e, s(EXP_SCALE));
     num.div(e.add(s(EXP_SCALE)))
 }
@@ -271,24 +282,48 @@ pub(crate) fn erf<V: Vector<Elem = f32>>(x: V) -> V {
 /// `[0, 1]` gives exactly 0 and 1 there (and at `+-inf`) without a separate select.
 #[inline(always)]
 pub(crate) fn normal_cdf<V: Vector<Elem = f32>>(x: V) -> V {
+    normal_cdf_finish(x, normal_cdf_ratio(x))
+}
+
+/// The first half of [`normal_cdf`]: the fit's ratio `r` at the clamped `x`.
+#[inline(always)]
+pub(crate) fn normal_cdf_ratio<V: Vector<Elem = f32>>(x: V) -> V {
     let xc = x.at_least(s(-PHI_LIM)).at_most(s(PHI_LIM));
     let t = xc.mul(xc);
-    let r = poly(t, &PHI_P).div(poly(t, &PHI_Q));
+    poly(t, &PHI_P).div(poly(t, &PHI_Q))
+}
+
+/// The rest of [`normal_cdf`] from `r = normal_cdf_ratio(x)`.
+#[inline(always)]
+pub(crate) fn normal_cdf_finish<V: Vector<Elem = f32>>(x: V, r: V) -> V {
     x.mul_add(r, s(0.5)).at_least(V::zero()).at_most(s(1.0))
 }
+
+/// Past `|x| = 15` the normal density is 0 in f32; [`gelu_grad_start`] clamps there (keeping the
+/// fit's argument finite).
+const GELU_GRAD_LIM: f32 = 15.0;
 
 /// `Phi(x) + x phi(x)`, the derivative of GELU's `x Phi(x)`, with one exponential: with
 /// `a = |x|` and the Mills ratio `M(a) = (1 - Phi(a)) / phi(a)`, it is `h = phi(a) G(a)` for
 /// `x < 0` and `1 - h` for `x >= 0`, where `G(a) = M(a) - a` is smooth and fitted as a
-/// rational function of `a`. Absolute error below 1.5e-7 (4e-9 from the fit, the rest
-/// rounding); relative to `h`, which keeps the far negative tail (`x < -13`: subnormal
-/// results) accurate to 1e-4. `+-inf` give 0 and 1, NaN propagates.
+/// rational function of `a`. Absolute error below 1.4e-7 (the fit's 4e-9 plus rounding),
+/// and, since `h` is computed directly, relative error below 1e-4 in the negative tail down
+/// to `x = -13.5` (beyond it the results are subnormal). `+-inf` give 0 and 1, NaN
+/// propagates.
+///
+/// This is the first half: `phi(|x|) 2^32 = exp(-x^2/2 - ln sqrt(2 pi)) 2^32`; the rest is
+/// [`gelu_grad_finish`].
 #[inline(always)]
-pub(crate) fn gelu_grad<V: Vector<Elem = f32>>(x: V) -> V {
-    // Past |x| = 15 the density is 0 in f32 (clamping keeps the fit's argument finite).
-    let a = x.abs().at_most(s(15.0));
-    // phi(a) 2^32 = exp(-a^2/2 - ln sqrt(2 pi)) 2^32; the 2^-32 is folded into MILLS_G_P.
-    let e = exp_nonpos_scaled(a.mul(a).mul_add(s(-0.5), s(-LN_SQRT_2PI)));
+pub(crate) fn gelu_grad_start<V: Vector<Elem = f32>>(x: V) -> V {
+    let a = x.abs().at_most(s(GELU_GRAD_LIM));
+    exp_nonpos_scaled(a.mul(a).mul_add(s(-0.5), s(-LN_SQRT_2PI)))
+}
+
+/// The rest of the GELU derivative from `e = gelu_grad_start(x)` (the `2^-32` is folded into
+/// `MILLS_G_P`).
+#[inline(always)]
+pub(crate) fn gelu_grad_finish<V: Vector<Elem = f32>>(x: V, e: V) -> V {
+    let a = x.abs().at_most(s(GELU_GRAD_LIM));
     let h = e.mul(poly(a, &MILLS_G_P).div(poly(a, &MILLS_G_Q)));
     V::select(x.lt(V::zero()), h, s::<V>(1.0).sub(h))
 }
