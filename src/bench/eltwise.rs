@@ -10,8 +10,8 @@ use crate::rng::Rng;
 use nnkern_kernels::activation::{
     activation_backward_scalar, activation_forward_scalar, PAR_CHUNK, PAR_MIN_LEN,
 };
-use rayon::prelude::*;
 use nnkern_kernels::{activation_backward, activation_forward, Activation};
+use rayon::prelude::*;
 use serde_json::Value;
 
 /// Runs one eltwise case.

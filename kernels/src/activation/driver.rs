@@ -25,6 +25,30 @@ pub(crate) const STREAM_MIN_LEN: usize = 1 << 22;
 /// more (measured 10-15% faster for sigmoid and GELU at 16 vectors; 4 to 8 gain less).
 const STAGE_VECS: usize = 16;
 
+/// Runs a staged map over the whole blocks of `i..n`, returning where they end: for each
+/// block, `start(j)` for the vector at every `j` of it into a small buffer, then
+/// `finish(j, started)` (which loads again and stores).
+#[inline(always)]
+fn staged_blocks<V: Vector<Elem = f32>>(
+    mut i: usize,
+    n: usize,
+    start: impl Fn(usize) -> V,
+    finish: impl Fn(usize, V),
+) -> usize {
+    let block = STAGE_VECS * V::LANES;
+    let mut started = [V::zero(); STAGE_VECS];
+    while i + block <= n {
+        for (k, s) in started.iter_mut().enumerate() {
+            *s = start(i + k * V::LANES);
+        }
+        for (k, s) in started.iter().enumerate() {
+            finish(i + k * V::LANES, *s);
+        }
+        i += block;
+    }
+    i
+}
+
 /// Vectors computed before each burst of streaming stores: four 32-byte vectors fill two
 /// whole cache lines back to back, so the write-combining buffers flush full lines (stores
 /// to a line spread over a slow computation get flushed half-written, which is far slower).
@@ -91,18 +115,12 @@ impl<F: Unary> SimdFn<f32> for UnaryRun<F> {
                 V::stream_fence();
             }
             if F::STAGED {
-                // Two passes per block (see `STAGE_VECS`); the block is loaded twice.
-                let mut started = [V::zero(); STAGE_VECS];
-                while i + STAGE_VECS * lanes <= n {
-                    for (k, s) in started.iter_mut().enumerate() {
-                        *s = f.start(V::load(src.add(i + k * lanes)));
-                    }
-                    for (k, s) in started.iter().enumerate() {
-                        let j = i + k * lanes;
-                        f.finish(V::load(src.add(j)), *s).store(dst.add(j));
-                    }
-                    i += STAGE_VECS * lanes;
-                }
+                i = staged_blocks(
+                    i,
+                    n,
+                    |j| f.start(V::load(src.add(j))),
+                    |j, s: V| f.finish(V::load(src.add(j)), s).store(dst.add(j)),
+                );
             }
             {
                 while i + 4 * lanes <= n {
@@ -209,19 +227,16 @@ impl<F: Binary> SimdFn<f32> for BinaryRun<F> {
                 V::stream_fence();
             }
             if F::STAGED {
-                // As in `UnaryRun`; `dst` may be `dy`, read before it is written.
-                let mut started = [V::zero(); STAGE_VECS];
-                while i + STAGE_VECS * lanes <= n {
-                    for (k, s) in started.iter_mut().enumerate() {
-                        *s = f.start(V::load(a.add(i + k * lanes)));
-                    }
-                    for (k, s) in started.iter().enumerate() {
-                        let j = i + k * lanes;
-                        f.finish(V::load(a.add(j)), V::load(dy.add(j)), *s)
-                            .store(dst.add(j));
-                    }
-                    i += STAGE_VECS * lanes;
-                }
+                // `dst` may be `dy`: each vector of it is read before it is written.
+                i = staged_blocks(
+                    i,
+                    n,
+                    |j| f.start(V::load(a.add(j))),
+                    |j, s: V| {
+                        f.finish(V::load(a.add(j)), V::load(dy.add(j)), s)
+                            .store(dst.add(j))
+                    },
+                );
             }
             {
                 while i + 2 * lanes <= n {

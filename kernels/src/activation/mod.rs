@@ -35,14 +35,14 @@ pub(crate) mod ops;
 mod reference;
 pub(crate) mod softmax;
 
+/// The threading of the elementwise maps (for benchmarks that copy it, e.g. a copy baseline).
+pub use driver::{PAR_CHUNK, PAR_MIN_LEN};
 pub use reference::{
     activation_backward_scalar, activation_forward_scalar, erf_reference,
     log_softmax_backward_reference, log_softmax_forward_reference, softmax_backward_reference,
     softmax_forward_reference,
 };
 pub use softmax::{log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward};
-/// The threading of the elementwise maps (for benchmarks that copy it, e.g. a copy baseline).
-pub use driver::{PAR_CHUNK, PAR_MIN_LEN};
 
 use crate::error::{check_len, KernelError};
 use crate::Backend;
