@@ -277,7 +277,7 @@ pub(crate) fn erf<V: Vector<Elem = f32>>(x: V) -> V {
 
 /// The standard normal CDF `Phi(x) = (1 + erf(x / sqrt 2)) / 2`, from the erf fit with the
 /// scalings folded in (two operations fewer than through [`erf`]); absolute error below
-/// 2e-7, NaN propagates. The fit is evaluated at `x` clamped to `+-4 sqrt 2` but scaled by the
+/// 2e-7, NaN propagates. The fit is evaluated at `|x|` clamped to `4 sqrt 2` but scaled by the
 /// unclamped `x`: past the clamp `x r` runs beyond `+-1/2`, so clamping the result to
 /// `[0, 1]` gives exactly 0 and 1 there (and at `+-inf`) without a separate select.
 #[inline(always)]
@@ -285,11 +285,11 @@ pub(crate) fn normal_cdf<V: Vector<Elem = f32>>(x: V) -> V {
     normal_cdf_finish(x, normal_cdf_ratio(x))
 }
 
-/// The first half of [`normal_cdf`]: the fit's ratio `r` at the clamped `x`.
+/// The first half of [`normal_cdf`]: the fit's ratio `r` at the clamped `x^2`.
 #[inline(always)]
 pub(crate) fn normal_cdf_ratio<V: Vector<Elem = f32>>(x: V) -> V {
-    let xc = x.at_least(s(-PHI_LIM)).at_most(s(PHI_LIM));
-    let t = xc.mul(xc);
+    // Clamping `x^2` is clamping `x` (one operation instead of two; NaN stays NaN).
+    let t = x.mul(x).at_most(s(PHI_LIM * PHI_LIM));
     poly(t, &PHI_P).div(poly(t, &PHI_Q))
 }
 
