@@ -3,7 +3,7 @@
 //! [`Unary`] (forward: `x -> y`) or [`Binary`] (backward: `(x or y, dy) -> dx`).
 
 use crate::simd::math::{
-    exp_nonpos, expm1, gelu_grad_finish, gelu_grad_start, log1p_unit, normal_cdf_finish,
+    exp_nonpos, expm1, gelu_grad_finish, gelu_grad_ratio, log1p_unit, normal_cdf_finish,
     normal_cdf_ratio, sigmoid, sigmoid_finish, sigmoid_start, tanh,
 };
 use crate::simd::Vector;
@@ -202,8 +202,8 @@ impl Unary for GeluFwd {
     }
 }
 
-/// GELU backward from the input: `dy (Phi(x) + x phi(x))` (one shared exponential, see
-/// [`gelu_grad_start`]), staged at the exponential.
+/// GELU backward from the input: `dy (Phi(x) + x phi(x))` (see [`gelu_grad_ratio`]),
+/// staged at the ratio.
 #[derive(Clone, Copy)]
 pub(crate) struct GeluBwd;
 impl Binary for GeluBwd {
@@ -214,11 +214,11 @@ impl Binary for GeluBwd {
     }
     #[inline(always)]
     fn start<V: Vector<Elem = f32>>(self, x: V) -> V {
-        gelu_grad_start(x)
+        gelu_grad_ratio(x)
     }
     #[inline(always)]
-    fn finish<V: Vector<Elem = f32>>(self, x: V, dy: V, e: V) -> V {
-        dy.mul(gelu_grad_finish(x, e))
+    fn finish<V: Vector<Elem = f32>>(self, x: V, dy: V, r: V) -> V {
+        dy.mul(gelu_grad_finish(x, r))
     }
 }
 

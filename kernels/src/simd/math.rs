@@ -4,7 +4,8 @@
 //! NaN (NaN in, NaN out). The polynomial coefficients were fitted for this crate (Chebyshev
 //! fits in `mpmath`, linearized least-squares rational fits for `tanh` and `erf`). Maximum errors,
 //! measured against f64 `std` over a sweep of the whole f32 range on every ISA (see
-//! `kernels/tests/simd_math.rs`, which enforces them):
+//! `kernels/tests/simd_math.rs`, which enforces them, and `activation.rs` for GELU's
+//! derivative):
 //!
 //! | function | max error (`e` = `f32::EPSILON * |exact|`) |
 //! |---|---|
@@ -14,6 +15,7 @@
 //! | `sigmoid` | `2.0 e` (2.4e-7 relative); subnormal results 1.4e-45 absolute |
 //! | `erf` | 3.5e-7 absolute; `3 e` relative for `|x| < 0.5` |
 //! | `normal_cdf` | 2e-7 absolute; exactly 0 and 1 beyond `|x| = 4 sqrt 2` |
+//! | GELU's derivative `Phi(x) + x phi(x)` | 3e-7 absolute; exactly 0 and 1 beyond `|x| = 6.2` |
 //! | `log1p_unit` | `2.0 e` relative, 2.8e-45 absolute, for `y` in `[0, 1]` |
 //!
 //! Infinite results are exact (`exp` overflows to `inf` exactly when the true value does).
@@ -63,20 +65,29 @@ const PHI_Q: [f32; 6] = [
 /// Where [`normal_cdf`] clamps its fit's argument: `4 sqrt 2`.
 const PHI_LIM: f32 = 5.656_854;
 
-/// `ln sqrt(2 pi)`.
-const LN_SQRT_2PI: f32 = 0.918_938_5;
-
-/// `G(a) = M(a) - a = P(a) / Q(a)` on `[0, 10]` for [`gelu_grad_start`] (fit: `|phi (G - P/Q)|`
-/// below 3.9e-9, relative error of `G` below 4.2e-5; beyond 10 it follows `G ~ -a`), lowest
-/// degree first, `P` times `2^-32` (cancelling [`EXP_SCALE`]).
-const MILLS_G_P: [f32; 5] = [
-    1.253_314_1 / EXP_SCALE,
-    -0.583_337_4 / EXP_SCALE,
-    -1.048_866_7 / EXP_SCALE,
-    -0.467_846_38 / EXP_SCALE,
-    -0.072_520_73 / EXP_SCALE,
+/// `Phi(x) + x phi(x) - 1/2 = x P(x^2) / Q(x^2)` on `[-6.2, 6.2]` (fit error 7.9e-9), the
+/// derivative of GELU for [`gelu_grad_ratio`], lowest degree first.
+const GELU_GRAD_P: [f32; 8] = [
+    0.797_884_5,
+    -0.012_233_407,
+    0.013_339_102,
+    3.905_306_2e-4,
+    3.199_864_7e-5,
+    1.405_426_5e-6,
+    1.499_549_3e-8,
+    -3.065_209_9e-11,
 ];
-const MILLS_G_Q: [f32; 4] = [1.0, 1.130_333_9, 0.466_868_03, 0.072_570_11];
+const GELU_GRAD_Q: [f32; 7] = [
+    1.0,
+    0.318_000_3,
+    0.047_720_354,
+    0.004_448_116,
+    2.848_770_8e-4,
+    1.217_327_4e-5,
+    4.417_526_6e-7,
+];
+/// Past `|x| = 6.2` GELU's derivative rounds to 0 or 1 (it is within 1.1e-8 of them).
+const GELU_GRAD_LIM: f32 = 6.2;
 
 /// `tanh(x) = x P(x^2) / Q(x^2)` on `[0, 9]` (fit relative error 6.4e-8), lowest first.
 const TANH_P: [f32; 6] = [
@@ -299,33 +310,25 @@ pub(crate) fn normal_cdf_finish<V: Vector<Elem = f32>>(x: V, r: V) -> V {
     x.mul_add(r, s(0.5)).at_least(V::zero()).at_most(s(1.0))
 }
 
-/// Past `|x| = 15` the normal density is 0 in f32; [`gelu_grad_start`] clamps there (keeping the
-/// fit's argument finite).
-const GELU_GRAD_LIM: f32 = 15.0;
-
-/// `Phi(x) + x phi(x)`, the derivative of GELU's `x Phi(x)`, with one exponential: with
-/// `a = |x|` and the Mills ratio `M(a) = (1 - Phi(a)) / phi(a)`, it is `h = phi(a) G(a)` for
-/// `x < 0` and `1 - h` for `x >= 0`, where `G(a) = M(a) - a` is smooth and fitted as a
-/// rational function of `a`. Absolute error below 1.4e-7 (the fit's 4e-9 plus rounding),
-/// and, since `h` is computed directly, relative error below 1e-4 in the negative tail down
-/// to `x = -13.5` (beyond it the results are subnormal). `+-inf` give 0 and 1, NaN
-/// propagates.
+/// `Phi(x) + x phi(x)`, the derivative of GELU's `x Phi(x)`, fitted directly (like
+/// [`normal_cdf`]) as `1/2 + x P(x^2) / Q(x^2)`: no exponential (one costs as much as the
+/// whole fit). Absolute error below 3e-7 (the fit's 7.9e-9 plus the f32 evaluation of its
+/// degree-14 ratio); exactly 0 and 1 beyond `|x| = 6.2`; NaN propagates.
 ///
-/// This is the first half: `phi(|x|) 2^32 = exp(-x^2/2 - ln sqrt(2 pi)) 2^32`; the rest is
+/// This is the first half: the ratio `P/Q` at the clamped `x^2`; the rest is
 /// [`gelu_grad_finish`].
 #[inline(always)]
-pub(crate) fn gelu_grad_start<V: Vector<Elem = f32>>(x: V) -> V {
-    let a = x.abs().at_most(s(GELU_GRAD_LIM));
-    exp_nonpos_scaled(a.mul(a).mul_add(s(-0.5), s(-LN_SQRT_2PI)))
+pub(crate) fn gelu_grad_ratio<V: Vector<Elem = f32>>(x: V) -> V {
+    let t = x.mul(x).at_most(s(GELU_GRAD_LIM * GELU_GRAD_LIM));
+    poly(t, &GELU_GRAD_P).div(poly(t, &GELU_GRAD_Q))
 }
 
-/// The rest of the GELU derivative from `e = gelu_grad_start(x)` (the `2^-32` is folded into
-/// `MILLS_G_P`).
+/// The rest of the GELU derivative from `r = gelu_grad_ratio(x)`.
 #[inline(always)]
-pub(crate) fn gelu_grad_finish<V: Vector<Elem = f32>>(x: V, e: V) -> V {
-    let a = x.abs().at_most(s(GELU_GRAD_LIM));
-    let h = e.mul(poly(a, &MILLS_G_P).div(poly(a, &MILLS_G_Q)));
-    V::select(x.lt(V::zero()), h, s::<V>(1.0).sub(h))
+pub(crate) fn gelu_grad_finish<V: Vector<Elem = f32>>(x: V, r: V) -> V {
+    let inside = x.mul_add(r, s(0.5));
+    let tail = V::zero().lt(x).and(s(1.0));
+    V::select(s::<V>(GELU_GRAD_LIM).lt(x.abs()), tail, inside)
 }
 
 /// `ln(1 + y)` for `y` in `[0, 1]` (the range softplus needs), as `2 atanh(y / (2 + y))`:
