@@ -2,8 +2,8 @@
 //!
 //! Every function handles the whole f32 range: +-0, subnormals, large magnitudes, +-inf and
 //! NaN (NaN in, NaN out). The polynomial coefficients were fitted for this crate (Chebyshev
-//! fits in `mpmath`, linearized least-squares rational fits for `tanh` and `erf`). Maximum errors,
-//! measured against f64 `std` over a sweep of the whole f32 range on every ISA (see
+//! fits in `mpmath`, linearized least-squares rational fits for `tanh`, `erf` and GELU's
+//! derivative). Maximum errors, measured against f64 `std` over a sweep of the whole f32 range on every ISA (see
 //! `kernels/tests/simd_math.rs`, which enforces them, and `activation.rs` for GELU's
 //! derivative):
 //!
