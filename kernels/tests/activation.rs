@@ -217,8 +217,9 @@ fn results_identical_across_thread_counts() {
     }
 }
 
-/// Outputs of at least 4M elements take the non-temporal-store path (ReLU) and long slices
-/// the two-pass staged path (sigmoid, GELU): both must give the same bits as the plain path
+/// Outputs of at least 4M elements take the non-temporal-store path (ReLU; sigmoid and GELU
+/// with several threads) and long slices the two-pass staged path (sigmoid, GELU): all must
+/// give the same bits as the plain path
 /// (computed here in pieces of 100 elements, too short for either), for misaligned outputs
 /// and the in-place backward too.
 #[test]
@@ -237,11 +238,18 @@ fn streaming_path_matches_small_pieces() {
         ] {
             let mut big = vec![0.0f32; n + 3];
             let mut dbig = vec![0.0f32; n + 1];
-            with_isa(isa, || {
-                activation_forward(Backend::Native, act, x, &mut big[3..]).unwrap();
-                dbig[1..].copy_from_slice(x);
-                activation_backward_inplace(Backend::Native, act, x, &big[3..], &mut dbig[1..])
-                    .unwrap();
+            // Two threads: the staged maps stream only when several threads share the memory.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                with_isa(isa, || {
+                    activation_forward(Backend::Native, act, x, &mut big[3..]).unwrap();
+                    dbig[1..].copy_from_slice(x);
+                    activation_backward_inplace(Backend::Native, act, x, &big[3..], &mut dbig[1..])
+                        .unwrap();
+                })
             });
             let (mut small, mut dsmall) = (vec![0.0f32; n], vec![0.0f32; n]);
             with_isa(isa, || {

@@ -18,6 +18,14 @@ pub const PAR_CHUNK: usize = 1 << 16;
 /// from 12 to 8 bytes per element forward (16 to 12 backward).
 pub(crate) const STREAM_MIN_LEN: usize = 1 << 22;
 
+/// Whether a map over `len` elements writes with non-temporal stores: cheap (memory-bound)
+/// maps from [`STREAM_MIN_LEN`] on, and staged (compute-heavy) ones too when the pool has
+/// several threads, which makes them memory-bound as well. On one thread the staged maps
+/// measured as fast or faster with ordinary stores. The stores give the same bits either way.
+fn streams(cheap: bool, staged: bool, len: usize) -> bool {
+    len >= STREAM_MIN_LEN && (cheap || (staged && rayon::current_num_threads() > 1))
+}
+
 /// Vectors per block of a staged map ([`Unary::STAGED`]): the first halves of the block
 /// are computed into this small buffer (cache-resident, likely in registers only in part),
 /// then the second halves. A long chain of dependent operations per vector limits how many
@@ -102,6 +110,16 @@ impl<F: Unary> SimdFn<f32> for UnaryRun<F> {
                 i += m;
             }
             if self.stream {
+                if F::STAGED {
+                    // Whole blocks from the line-aligned `i0`; a block's second pass stores
+                    // its lines whole and close together, as the bursts below do.
+                    i = staged_blocks(
+                        i,
+                        n,
+                        |j| f.start(V::load(src.add(j))),
+                        |j, s: V| f.finish(V::load(src.add(j)), s).store_stream(dst.add(j)),
+                    );
+                }
                 while i < i1 {
                     let mut out = [V::zero(); BURST];
                     for (k, o) in out.iter_mut().enumerate() {
@@ -213,6 +231,18 @@ impl<F: Binary> SimdFn<f32> for BinaryRun<F> {
                 i += m;
             }
             if self.stream {
+                if F::STAGED {
+                    // As in `UnaryRun`.
+                    i = staged_blocks(
+                        i,
+                        n,
+                        |j| f.start(V::load(a.add(j))),
+                        |j, s: V| {
+                            f.finish(V::load(a.add(j)), V::load(dy.add(j)), s)
+                                .store_stream(dst.add(j))
+                        },
+                    );
+                }
                 while i < i1 {
                     let mut out = [V::zero(); BURST];
                     for (k, o) in out.iter_mut().enumerate() {
@@ -262,7 +292,7 @@ impl<F: Binary> SimdFn<f32> for BinaryRun<F> {
 /// `y[i] = f(x[i])`; `x.len() == y.len()` (checked by the caller).
 pub(crate) fn map_unary<F: Unary>(f: F, x: &[f32], y: &mut [f32]) {
     debug_assert_eq!(x.len(), y.len());
-    let (isa, stream) = (Isa::active(), F::CHEAP && y.len() >= STREAM_MIN_LEN);
+    let (isa, stream) = (Isa::active(), streams(F::CHEAP, F::STAGED, y.len()));
     let run = |x: &[f32], y: &mut [f32]| {
         let n = x.len().min(y.len());
         dispatch(
@@ -287,7 +317,7 @@ pub(crate) fn map_unary<F: Unary>(f: F, x: &[f32], y: &mut [f32]) {
 
 /// `xy[i] = f(xy[i])`.
 pub(crate) fn map_unary_inplace<F: Unary>(f: F, xy: &mut [f32]) {
-    let (isa, stream) = (Isa::active(), F::CHEAP && xy.len() >= STREAM_MIN_LEN);
+    let (isa, stream) = (Isa::active(), streams(F::CHEAP, F::STAGED, xy.len()));
     let run = |c: &mut [f32]| {
         let p = c.as_mut_ptr();
         dispatch(
@@ -311,7 +341,7 @@ pub(crate) fn map_unary_inplace<F: Unary>(f: F, xy: &mut [f32]) {
 /// `dx[i] = f(a[i], dy[i])`; all three of one length (checked by the caller).
 pub(crate) fn map_binary<F: Binary>(f: F, a: &[f32], dy: &[f32], dx: &mut [f32]) {
     debug_assert!(a.len() == dx.len() && dy.len() == dx.len());
-    let (isa, stream) = (Isa::active(), F::CHEAP && dx.len() >= STREAM_MIN_LEN);
+    let (isa, stream) = (Isa::active(), streams(F::CHEAP, F::STAGED, dx.len()));
     let run = |a: &[f32], dy: &[f32], dx: &mut [f32]| {
         let n = a.len().min(dy.len()).min(dx.len());
         let (a, dy, dst) = (a.as_ptr(), dy.as_ptr(), dx.as_mut_ptr());
@@ -340,7 +370,7 @@ pub(crate) fn map_binary<F: Binary>(f: F, a: &[f32], dy: &[f32], dx: &mut [f32])
 /// `dxy[i] = f(a[i], dxy[i])`: the gradient overwrites the incoming one.
 pub(crate) fn map_binary_inplace<F: Binary>(f: F, a: &[f32], dxy: &mut [f32]) {
     debug_assert_eq!(a.len(), dxy.len());
-    let (isa, stream) = (Isa::active(), F::CHEAP && dxy.len() >= STREAM_MIN_LEN);
+    let (isa, stream) = (Isa::active(), streams(F::CHEAP, F::STAGED, dxy.len()));
     let run = |a: &[f32], c: &mut [f32]| {
         let n = a.len().min(c.len());
         let p = c.as_mut_ptr();
