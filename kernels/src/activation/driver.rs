@@ -18,6 +18,22 @@ pub const PAR_CHUNK: usize = 1 << 16;
 /// from 12 to 8 bytes per element forward (16 to 12 backward).
 pub(crate) const STREAM_MIN_LEN: usize = 1 << 22;
 
+/// Stores `v` at `ptr`, with a streaming store if `stream`.
+///
+/// # Safety
+/// As [`Vector::store`], and for `stream` as [`Vector::store_stream`].
+#[inline(always)]
+unsafe fn put<V: Vector<Elem = f32>>(v: V, ptr: *mut f32, stream: bool) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if stream {
+            v.store_stream(ptr)
+        } else {
+            v.store(ptr)
+        }
+    }
+}
+
 /// Whether a map over `len` elements writes with non-temporal stores: cheap (memory-bound)
 /// maps from [`STREAM_MIN_LEN`] on, and staged (compute-heavy) ones too when the pool has
 /// several threads, which makes them memory-bound as well. On one thread the staged maps
@@ -109,17 +125,17 @@ impl<F: Unary> SimdFn<f32> for UnaryRun<F> {
                 unary_part::<V, F>(f, src.add(i), dst.add(i), m);
                 i += m;
             }
+            if F::STAGED {
+                // When streaming, whole blocks from the line-aligned `i0`: a block's second
+                // pass stores its lines whole and close together, as the bursts below do.
+                i = staged_blocks(
+                    i,
+                    n,
+                    |j| f.start(V::load(src.add(j))),
+                    |j, s: V| put(f.finish(V::load(src.add(j)), s), dst.add(j), self.stream),
+                );
+            }
             if self.stream {
-                if F::STAGED {
-                    // Whole blocks from the line-aligned `i0`; a block's second pass stores
-                    // its lines whole and close together, as the bursts below do.
-                    i = staged_blocks(
-                        i,
-                        n,
-                        |j| f.start(V::load(src.add(j))),
-                        |j, s: V| f.finish(V::load(src.add(j)), s).store_stream(dst.add(j)),
-                    );
-                }
                 while i < i1 {
                     let mut out = [V::zero(); BURST];
                     for (k, o) in out.iter_mut().enumerate() {
@@ -131,14 +147,6 @@ impl<F: Unary> SimdFn<f32> for UnaryRun<F> {
                     i += BURST * lanes;
                 }
                 V::stream_fence();
-            }
-            if F::STAGED {
-                i = staged_blocks(
-                    i,
-                    n,
-                    |j| f.start(V::load(src.add(j))),
-                    |j, s: V| f.finish(V::load(src.add(j)), s).store(dst.add(j)),
-                );
             }
             {
                 while i + 4 * lanes <= n {
@@ -230,19 +238,20 @@ impl<F: Binary> SimdFn<f32> for BinaryRun<F> {
                 binary_part::<V, F>(f, a.add(i), dy.add(i), dst.add(i), m);
                 i += m;
             }
+            if F::STAGED {
+                // As in `UnaryRun`; `dst` may be `dy`: each vector of it is read before it is
+                // written.
+                i = staged_blocks(
+                    i,
+                    n,
+                    |j| f.start(V::load(a.add(j))),
+                    |j, s: V| {
+                        let g = f.finish(V::load(a.add(j)), V::load(dy.add(j)), s);
+                        put(g, dst.add(j), self.stream)
+                    },
+                );
+            }
             if self.stream {
-                if F::STAGED {
-                    // As in `UnaryRun`.
-                    i = staged_blocks(
-                        i,
-                        n,
-                        |j| f.start(V::load(a.add(j))),
-                        |j, s: V| {
-                            f.finish(V::load(a.add(j)), V::load(dy.add(j)), s)
-                                .store_stream(dst.add(j))
-                        },
-                    );
-                }
                 while i < i1 {
                     let mut out = [V::zero(); BURST];
                     for (k, o) in out.iter_mut().enumerate() {
@@ -255,18 +264,6 @@ impl<F: Binary> SimdFn<f32> for BinaryRun<F> {
                     i += BURST * lanes;
                 }
                 V::stream_fence();
-            }
-            if F::STAGED {
-                // `dst` may be `dy`: each vector of it is read before it is written.
-                i = staged_blocks(
-                    i,
-                    n,
-                    |j| f.start(V::load(a.add(j))),
-                    |j, s: V| {
-                        f.finish(V::load(a.add(j)), V::load(dy.add(j)), s)
-                            .store(dst.add(j))
-                    },
-                );
             }
             {
                 while i + 2 * lanes <= n {

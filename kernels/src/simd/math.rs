@@ -299,9 +299,20 @@ pub(crate) fn normal_cdf<V: Vector<Elem = f32>>(x: V) -> V {
 /// The first half of [`normal_cdf`]: the fit's ratio `r` at the clamped `x^2`.
 #[inline(always)]
 pub(crate) fn normal_cdf_ratio<V: Vector<Elem = f32>>(x: V) -> V {
-    // Clamping `x^2` is clamping `x` (one operation instead of two; NaN stays NaN).
-    let t = x.mul(x).at_most(s(PHI_LIM * PHI_LIM));
-    poly(t, &PHI_P).div(poly(t, &PHI_Q))
+    ratio_of_square(x, PHI_LIM, &PHI_P, &PHI_Q)
+}
+
+/// `P(t) / Q(t)` at `t = min(x^2, lim^2)`: clamping `x^2` is clamping `|x|` (one operation
+/// instead of two; NaN stays NaN).
+#[inline(always)]
+fn ratio_of_square<V: Vector<Elem = f32>, const N: usize, const M: usize>(
+    x: V,
+    lim: f32,
+    p: &[f32; N],
+    q: &[f32; M],
+) -> V {
+    let t = x.mul(x).at_most(s(lim * lim));
+    poly(t, p).div(poly(t, q))
 }
 
 /// The rest of [`normal_cdf`] from `r = normal_cdf_ratio(x)`.
@@ -319,8 +330,7 @@ pub(crate) fn normal_cdf_finish<V: Vector<Elem = f32>>(x: V, r: V) -> V {
 /// [`gelu_grad_finish`].
 #[inline(always)]
 pub(crate) fn gelu_grad_ratio<V: Vector<Elem = f32>>(x: V) -> V {
-    let t = x.mul(x).at_most(s(GELU_GRAD_LIM * GELU_GRAD_LIM));
-    poly(t, &GELU_GRAD_P).div(poly(t, &GELU_GRAD_Q))
+    ratio_of_square(x, GELU_GRAD_LIM, &GELU_GRAD_P, &GELU_GRAD_Q)
 }
 
 /// The rest of the GELU derivative from `r = gelu_grad_ratio(x)`.
