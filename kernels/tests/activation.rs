@@ -217,8 +217,8 @@ fn results_identical_across_thread_counts() {
     }
 }
 
-/// Outputs of at least 4M elements take the non-temporal-store path (ReLU; sigmoid and GELU
-/// with several threads) and long slices the two-pass staged path (sigmoid, GELU): all must
+/// Outputs of at least 4M elements take the non-temporal-store path (ReLU, sigmoid, GELU)
+/// and long slices the two-pass staged path (sigmoid, GELU): all must
 /// give the same bits as the plain path
 /// (computed here in pieces of 100 elements, too short for either), for misaligned outputs
 /// and the in-place backward too.
@@ -238,7 +238,7 @@ fn streaming_path_matches_small_pieces() {
         ] {
             let mut big = vec![0.0f32; n + 3];
             let mut dbig = vec![0.0f32; n + 1];
-            // Two threads: the staged maps stream only when several threads share the memory.
+            // Two threads, so the chunks of both run streaming (one of them misaligned).
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(2)
                 .build()

@@ -34,12 +34,12 @@ unsafe fn put<V: Vector<Elem = f32>>(v: V, ptr: *mut f32, stream: bool) {
     }
 }
 
-/// Whether a map over `len` elements writes with non-temporal stores: cheap (memory-bound)
-/// maps from [`STREAM_MIN_LEN`] on, and staged (compute-heavy) ones too when the pool has
-/// several threads, which makes them memory-bound as well. On one thread the staged maps
-/// measured as fast or faster with ordinary stores. The stores give the same bits either way.
+/// Whether a map over `len` elements writes with non-temporal stores: from
+/// [`STREAM_MIN_LEN`] on, the cheap (memory-bound) maps and the staged ones (measured 10-25%
+/// faster with them on one thread and on two: their second pass writes whole lines). The
+/// stores give the same bits either way.
 fn streams(cheap: bool, staged: bool, len: usize) -> bool {
-    len >= STREAM_MIN_LEN && (cheap || (staged && rayon::current_num_threads() > 1))
+    len >= STREAM_MIN_LEN && (cheap || staged)
 }
 
 /// Vectors per block of a staged map ([`Unary::STAGED`]): the first halves of the block

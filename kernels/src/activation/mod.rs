@@ -2,7 +2,7 @@
 //! axis, f32, memory-bound: one pass, SIMD (AVX2+FMA at run time, `wide`, scalar), rayon over
 //! 64K-element chunks only for slices of at least 256K elements (smaller work stays on the
 //! calling thread), and non-temporal stores on AVX2 for the memory-bound maps (ReLU, leaky
-//! ReLU, the output-based backwards; with several threads sigmoid and GELU too) with outputs
+//! ReLU, the output-based backwards, and the staged sigmoid and GELU) with outputs
 //! of 4M elements or more (too large to stay cached; the stores skip reading each output line
 //! first). Sigmoid and GELU run in two passes over small blocks (their long dependency chains
 //! overlap better split). Every element is computed alone, so results are bitwise identical

@@ -11,8 +11,8 @@ use crate::simd::Vector;
 /// An elementwise map `x -> y`.
 pub(crate) trait Unary: Copy + Send + Sync {
     /// A few instructions per element, so memory-bound on large slices: those get
-    /// non-temporal stores (see `driver`). Compute-bound maps keep ordinary stores, which
-    /// measured faster for them on one thread (staged ones stream with several threads).
+    /// non-temporal stores (see `driver`). Other unstaged maps keep ordinary stores, which
+    /// measured faster for them (staged ones stream too).
     const CHEAP: bool = false;
     /// Split in two halves, `apply(x) == finish(x, start(x))`, which the driver runs as two
     /// passes over small cache-resident blocks (see `driver`): for long dependency chains,
