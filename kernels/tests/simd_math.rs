@@ -160,3 +160,23 @@ fn math_special_values_exact() {
     assert_eq!(bits(&r[..4]), bits(&[0.0, -0.0, 1.0, -1.0]));
     assert!(s[4].is_nan() && r[4].is_nan() && m[4].is_nan());
 }
+
+#[test]
+fn normal_cdf_is_exactly_0_and_1_beyond_4_sqrt_2() {
+    // The clamp of the result to [0, 1] must reach the limits right past the fit's end (GELU's
+    // -inf and its gradient rely on the exact 0).
+    let lim = 4.0 * std::f32::consts::SQRT_2;
+    let mut x: Vec<f32> = (1..20_000)
+        .map(|k| f32::from_bits(lim.to_bits() + k))
+        .collect();
+    x.extend([6.0, 10.0, 1e5, 1e20, f32::MAX, f32::INFINITY]);
+    x.extend(x.clone().iter().map(|v| -v));
+    for isa in Isa::ALL {
+        let mut y = vec![0.5f32; x.len()];
+        with_isa(isa, || eval(MathFn::NormalCdf, &x, &mut y)).unwrap();
+        for (&xi, &yi) in x.iter().zip(&y) {
+            let want = if xi > 0.0 { 1.0 } else { 0.0 };
+            assert!(yi == want, "{isa:?}: normal_cdf({xi:e}) = {yi:e}");
+        }
+    }
+}

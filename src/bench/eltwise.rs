@@ -1,12 +1,17 @@
 //! The eltwise family of the suite: one activation (`op`: relu, sigmoid, tanh, gelu, or any
 //! [`Activation::parse`] name) over `len` f32. Passes `forward` (`y = f(x)`, 8 B/element) and
-//! `backward` (`dx = dy f'(saved)`, 12 B/element). `op: "copy"` measures `copy_from_slice`
-//! with the forward counting, the bandwidth the bar compares against.
+//! `backward` (`dx = dy f'(saved)`, 12 B/element). `op: "copy"` measures a copy with the
+//! forward counting, the bandwidth the bar compares against: threaded like the activations
+//! (rayon tasks of `PAR_CHUNK` elements from `PAR_MIN_LEN` on, in the bench's pool), and a
+//! single `copy_from_slice` in a one-thread pool.
 
 use super::{field, random_vec, spot_check, text, time_median, CaseResult, Config, Work};
 use crate::rng::Rng;
-use nnkern_kernels::activation::{activation_backward_scalar, activation_forward_scalar};
+use nnkern_kernels::activation::{
+    activation_backward_scalar, activation_forward_scalar, PAR_CHUNK, PAR_MIN_LEN,
+};
 use nnkern_kernels::{activation_backward, activation_forward, Activation};
+use rayon::prelude::*;
 use serde_json::Value;
 
 /// Runs one eltwise case.
@@ -24,7 +29,7 @@ pub fn run(case: &Value, cfg: &Config) -> CaseResult {
         bytes: Some(8.0 * len as f64),
     };
     if op == "copy" {
-        let t = time_median(cfg.target_s, || y.copy_from_slice(&x));
+        let t = time_median(cfg.target_s, || copy(&x, &mut y));
         return Ok(vec![cfg.record("eltwise", &name, "forward", t, fwd_bytes)]);
     }
     let act = Activation::parse(op).ok_or_else(|| format!("unknown activation `{op}`"))?;
@@ -60,4 +65,17 @@ pub fn run(case: &Value, cfg: &Config) -> CaseResult {
         cfg.record("eltwise", &name, "forward", tf, fwd_bytes),
         cfg.record("eltwise", &name, "backward", tb, bwd_bytes),
     ])
+}
+
+/// `y = x` as the activation maps would move it: over the current rayon pool in the same
+/// chunks, or with one `copy_from_slice` where they would stay on one thread (short slices,
+/// or a one-thread pool, where the chunking would only cut the copy up).
+fn copy(x: &[f32], y: &mut [f32]) {
+    if x.len() >= PAR_MIN_LEN && rayon::current_num_threads() > 1 {
+        x.par_chunks(PAR_CHUNK)
+            .zip(y.par_chunks_mut(PAR_CHUNK))
+            .for_each(|(x, y)| y.copy_from_slice(x));
+    } else {
+        y.copy_from_slice(x);
+    }
 }

@@ -2,9 +2,11 @@
 //! axis, f32, memory-bound: one pass, SIMD (AVX2+FMA at run time, `wide`, scalar), rayon over
 //! 64K-element chunks only for slices of at least 256K elements (smaller work stays on the
 //! calling thread), and non-temporal stores on AVX2 for the memory-bound maps (ReLU, leaky
-//! ReLU, the output-based backwards) with outputs of 4M elements or more (too large to stay
-//! cached; the stores skip reading each output line first). Every element is
-//! computed alone, so results are bitwise identical for any thread count.
+//! ReLU, the output-based backwards, and the staged sigmoid and GELU) with outputs
+//! of 4M elements or more (too large to stay cached; the stores skip reading each output line
+//! first). Sigmoid and GELU run in two passes over small blocks (their long dependency chains
+//! overlap better split). Every element is computed alone, so results are bitwise identical
+//! for any thread count.
 //!
 //! ```
 //! use nnkern_kernels::{activation_backward, activation_forward, Activation, Backend};
@@ -19,7 +21,8 @@
 //! ```
 //!
 //! Accuracy: the transcendental activations use the vectorized functions of
-//! [`crate::simd::math`] (errors of 1 to 3.5 `f32::EPSILON` relative, erf 3.5e-7 absolute);
+//! [`crate::simd::math`] (errors of 1 to 3.5 `f32::EPSILON` relative, erf 3.5e-7 absolute,
+//! GELU's derivative 3e-7 absolute);
 //! GELU's `1 + erf` loses relative accuracy for very negative inputs (absolute error stays
 //! below 2e-7 |x|), like every erf-based GELU. The bounds are enforced in the tests.
 //!
@@ -35,6 +38,8 @@ pub(crate) mod ops;
 mod reference;
 pub(crate) mod softmax;
 
+/// The threading of the elementwise maps (for benchmarks that copy it, e.g. a copy baseline).
+pub use driver::{PAR_CHUNK, PAR_MIN_LEN};
 pub use reference::{
     activation_backward_scalar, activation_forward_scalar, erf_reference,
     log_softmax_backward_reference, log_softmax_forward_reference, softmax_backward_reference,

@@ -2,23 +2,52 @@
 //! [`Vector`] so that one body serves all ISAs. Each is a small `Copy` struct implementing
 //! [`Unary`] (forward: `x -> y`) or [`Binary`] (backward: `(x or y, dy) -> dx`).
 
-use crate::simd::math::{exp_nonpos, expm1, log1p_unit, normal_cdf, sigmoid, tanh};
+use crate::simd::math::{
+    exp_nonpos, expm1, gelu_grad_finish, gelu_grad_ratio, log1p_unit, normal_cdf_finish,
+    normal_cdf_ratio, sigmoid, sigmoid_finish, sigmoid_start, tanh,
+};
 use crate::simd::Vector;
 
 /// An elementwise map `x -> y`.
 pub(crate) trait Unary: Copy + Send + Sync {
     /// A few instructions per element, so memory-bound on large slices: those get
-    /// non-temporal stores (see `driver`). Compute-bound maps keep ordinary stores, which
-    /// measured faster for them.
+    /// non-temporal stores (see `driver`). Other unstaged maps keep ordinary stores, which
+    /// measured faster for them (staged ones stream too).
     const CHEAP: bool = false;
+    /// Split in two halves, `apply(x) == finish(x, start(x))`, which the driver runs as two
+    /// passes over small cache-resident blocks (see `driver`): for long dependency chains,
+    /// which a single pass cannot overlap enough.
+    const STAGED: bool = false;
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V;
+    /// The first half of a [`Unary::STAGED`] map (unused otherwise).
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, x: V) -> V {
+        x
+    }
+    /// The second half of a [`Unary::STAGED`] map, given `start(x)`.
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, x: V, _started: V) -> V {
+        self.apply(x)
+    }
 }
 
 /// An elementwise map `(a, dy) -> dx` where `a` is the saved input or output.
 pub(crate) trait Binary: Copy + Send + Sync {
     /// As [`Unary::CHEAP`].
     const CHEAP: bool = false;
+    /// As [`Unary::STAGED`]: `apply(a, dy) == finish(a, dy, start(a))`.
+    const STAGED: bool = false;
     fn apply<V: Vector<Elem = f32>>(self, a: V, dy: V) -> V;
+    /// As [`Unary::start`].
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, a: V) -> V {
+        a
+    }
+    /// As [`Unary::finish`].
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, a: V, dy: V, _started: V) -> V {
+        self.apply(a, dy)
+    }
 }
 
 #[inline(always)]
@@ -33,8 +62,7 @@ fn finite_below<V: Vector<Elem = f32>>(x: V) -> V {
     x.at_least(s(-f32::MAX))
 }
 
-/// `ln sqrt(2 pi)`, `sqrt(2/pi)` and the cubic coefficient of the tanh GELU.
-const LN_SQRT_2PI: f32 = 0.918_938_5;
+/// `sqrt(2/pi)` and the cubic coefficient of the tanh GELU.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044_715;
 
@@ -104,13 +132,22 @@ impl Binary for EluBwd {
     }
 }
 
-/// Sigmoid.
+/// Sigmoid, staged at its exponential.
 #[derive(Clone, Copy)]
 pub(crate) struct SigmoidFwd;
 impl Unary for SigmoidFwd {
+    const STAGED: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
         sigmoid(x)
+    }
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, x: V) -> V {
+        sigmoid_start(x)
+    }
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, x: V, e: V) -> V {
+        sigmoid_finish(x, e)
     }
 }
 
@@ -146,27 +183,42 @@ impl Binary for TanhBwd {
     }
 }
 
-/// GELU, erf form: `x Phi(x)`.
+/// GELU, erf form: `x Phi(x)`, staged at the ratio of [`normal_cdf`].
 #[derive(Clone, Copy)]
 pub(crate) struct GeluFwd;
 impl Unary for GeluFwd {
+    const STAGED: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V) -> V {
-        finite_below(x).mul(normal_cdf(x))
+        self.finish(x, self.start(x))
+    }
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, x: V) -> V {
+        normal_cdf_ratio(x)
+    }
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, x: V, r: V) -> V {
+        finite_below(x).mul(normal_cdf_finish(x, r))
     }
 }
 
-/// GELU backward from the input: `dy (Phi(x) + x normal_cdf(x))`.
+/// GELU backward from the input: `dy (Phi(x) + x phi(x))` (see [`gelu_grad_ratio`]),
+/// staged at the ratio.
 #[derive(Clone, Copy)]
 pub(crate) struct GeluBwd;
 impl Binary for GeluBwd {
+    const STAGED: bool = true;
     #[inline(always)]
     fn apply<V: Vector<Elem = f32>>(self, x: V, dy: V) -> V {
-        // Beyond |x| = 20 the density term is 0 in f32; clamping avoids inf * 0.
-        let xc = x.at_least(s(-20.0)).at_most(s(20.0));
-        // normal_cdf(x) = exp(-x^2/2 - ln sqrt(2 pi)): the constant folded into the exponent.
-        let pdf = exp_nonpos(xc.mul(xc).mul_add(s(-0.5), s(-LN_SQRT_2PI)));
-        dy.mul(xc.mul_add(pdf, normal_cdf(xc)))
+        self.finish(x, dy, self.start(x))
+    }
+    #[inline(always)]
+    fn start<V: Vector<Elem = f32>>(self, x: V) -> V {
+        gelu_grad_ratio(x)
+    }
+    #[inline(always)]
+    fn finish<V: Vector<Elem = f32>>(self, x: V, dy: V, r: V) -> V {
+        dy.mul(gelu_grad_finish(x, r))
     }
 }
 

@@ -155,6 +155,30 @@ pub fn activation_backward_scalar<T: Float>(act: Activation, x: T, y: T, dy: T) 
     }
 }
 
+/// Validates a forward and sets each `y` to `f(x - m, s)` where, over its row, `m` is the
+/// maximum (propagating NaN) and `s` the sum of `e^(x - m)`.
+fn forward_rows<T: Float>(
+    rows: usize,
+    cols: usize,
+    x: &[T],
+    y: &mut [T],
+    f: impl Fn(T, T) -> T,
+) -> Result<(), KernelError> {
+    check(rows, cols, &[("x", x.len()), ("y", y.len())])?;
+    let c = cols.max(1);
+    for (x, y) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        let m = x.iter().fold(
+            T::neg_infinity(),
+            |a, &b| if b.is_nan() || b > a { b } else { a },
+        );
+        let s = x.iter().fold(T::zero(), |a, &b| a + (b - m).exp());
+        for (o, &i) in y.iter_mut().zip(x) {
+            *o = f(i - m, s);
+        }
+    }
+    Ok(())
+}
+
 /// Reference softmax forward, any [`Float`].
 pub fn softmax_forward_reference<T: Float>(
     rows: usize,
@@ -162,21 +186,7 @@ pub fn softmax_forward_reference<T: Float>(
     x: &[T],
     y: &mut [T],
 ) -> Result<(), KernelError> {
-    check(rows, cols, &[("x", x.len()), ("y", y.len())])?;
-    for (x, y) in x
-        .chunks_exact(cols.max(1))
-        .zip(y.chunks_exact_mut(cols.max(1)))
-    {
-        let m = x.iter().fold(
-            T::neg_infinity(),
-            |a, &b| if b.is_nan() || b > a { b } else { a },
-        );
-        let s = x.iter().fold(T::zero(), |a, &b| a + (b - m).exp());
-        for (o, &i) in y.iter_mut().zip(x) {
-            *o = (i - m).exp() / s;
-        }
-    }
-    Ok(())
+    forward_rows(rows, cols, x, y, |d, s| d.exp() / s)
 }
 
 /// Reference log-softmax forward, any [`Float`].
@@ -186,18 +196,34 @@ pub fn log_softmax_forward_reference<T: Float>(
     x: &[T],
     y: &mut [T],
 ) -> Result<(), KernelError> {
-    check(rows, cols, &[("x", x.len()), ("y", y.len())])?;
-    for (x, y) in x
-        .chunks_exact(cols.max(1))
-        .zip(y.chunks_exact_mut(cols.max(1)))
+    forward_rows(rows, cols, x, y, |d, s| d - s.ln())
+}
+
+/// Validates a backward and sets each `dx` to `f(y, dy, r)` where `r = row(y, dy)` over
+/// its row.
+fn backward_rows<T: Float>(
+    rows: usize,
+    cols: usize,
+    y: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    row: impl Fn(&[T], &[T]) -> T,
+    f: impl Fn(T, T, T) -> T,
+) -> Result<(), KernelError> {
+    check(
+        rows,
+        cols,
+        &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
+    )?;
+    let c = cols.max(1);
+    for ((y, dy), dx) in y
+        .chunks_exact(c)
+        .zip(dy.chunks_exact(c))
+        .zip(dx.chunks_exact_mut(c))
     {
-        let m = x.iter().fold(
-            T::neg_infinity(),
-            |a, &b| if b.is_nan() || b > a { b } else { a },
-        );
-        let ls = x.iter().fold(T::zero(), |a, &b| a + (b - m).exp()).ln();
-        for (o, &i) in y.iter_mut().zip(x) {
-            *o = (i - m) - ls;
+        let r = row(y, dy);
+        for j in 0..y.len() {
+            dx[j] = f(y[j], dy[j], r);
         }
     }
     Ok(())
@@ -211,23 +237,8 @@ pub fn softmax_backward_reference<T: Float>(
     dy: &[T],
     dx: &mut [T],
 ) -> Result<(), KernelError> {
-    check(
-        rows,
-        cols,
-        &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
-    )?;
-    let c = cols.max(1);
-    for ((y, dy), dx) in y
-        .chunks_exact(c)
-        .zip(dy.chunks_exact(c))
-        .zip(dx.chunks_exact_mut(c))
-    {
-        let d = y.iter().zip(dy).fold(T::zero(), |a, (&p, &g)| a + p * g);
-        for j in 0..y.len() {
-            dx[j] = y[j] * (dy[j] - d);
-        }
-    }
-    Ok(())
+    let dot = |y: &[T], dy: &[T]| y.iter().zip(dy).fold(T::zero(), |a, (&p, &g)| a + p * g);
+    backward_rows(rows, cols, y, dy, dx, dot, |y, g, d| y * (g - d))
 }
 
 /// Reference log-softmax backward, any [`Float`].
@@ -238,21 +249,6 @@ pub fn log_softmax_backward_reference<T: Float>(
     dy: &[T],
     dx: &mut [T],
 ) -> Result<(), KernelError> {
-    check(
-        rows,
-        cols,
-        &[("y", y.len()), ("dy", dy.len()), ("dx", dx.len())],
-    )?;
-    let c = cols.max(1);
-    for ((y, dy), dx) in y
-        .chunks_exact(c)
-        .zip(dy.chunks_exact(c))
-        .zip(dx.chunks_exact_mut(c))
-    {
-        let g = dy.iter().fold(T::zero(), |a, &b| a + b);
-        for j in 0..y.len() {
-            dx[j] = dy[j] - y[j].exp() * g;
-        }
-    }
-    Ok(())
+    let sum = |_: &[T], dy: &[T]| dy.iter().fold(T::zero(), |a, &b| a + b);
+    backward_rows(rows, cols, y, dy, dx, sum, |y, g, s| g - y.exp() * s)
 }

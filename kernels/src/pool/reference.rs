@@ -90,6 +90,23 @@ fn divisor<T: Float>(p: &Pool2dParams, count_include_pad: bool, oh: usize, ow: u
     T::from(cells).expect("a cell count is representable")
 }
 
+/// Calls `f(plane, output index within the plane, window rows, window cols, divisor)` for
+/// every output of an average pooling, in order.
+fn avg_windows<T: Float>(
+    p: &Pool2dParams,
+    count_include_pad: bool,
+    mut f: impl FnMut(usize, usize, (usize, usize), (usize, usize), T),
+) {
+    for plane in 0..p.planes() {
+        for oh in 0..p.oh {
+            for ow in 0..p.ow {
+                let div = divisor::<T>(p, count_include_pad, oh, ow);
+                f(plane, oh * p.ow + ow, p.rows(oh), p.cols(ow), div);
+            }
+        }
+    }
+}
+
 /// Reference of [`super::avg_pool2d_forward`].
 pub fn avg_pool2d_forward_reference<T: Float>(
     p: &Pool2dParams,
@@ -98,23 +115,20 @@ pub fn avg_pool2d_forward_reference<T: Float>(
     y: &mut [T],
 ) -> Result<(), KernelError> {
     check_io(p, "x", x.len(), "y", y.len())?;
-    for plane in 0..p.planes() {
-        let xp = &x[plane * p.in_plane()..][..p.in_plane()];
-        for oh in 0..p.oh {
-            let (h0, h1) = p.rows(oh);
-            for ow in 0..p.ow {
-                let (w0, w1) = p.cols(ow);
-                let mut sum = T::zero();
-                for ih in h0..h1 {
-                    for iw in w0..w1 {
-                        sum = sum + xp[ih * p.w + iw];
-                    }
+    avg_windows(
+        p,
+        count_include_pad,
+        |plane, o, (h0, h1), (w0, w1), div: T| {
+            let xp = &x[plane * p.in_plane()..][..p.in_plane()];
+            let mut sum = T::zero();
+            for ih in h0..h1 {
+                for iw in w0..w1 {
+                    sum = sum + xp[ih * p.w + iw];
                 }
-                y[plane * p.out_plane() + oh * p.ow + ow] =
-                    sum / divisor::<T>(p, count_include_pad, oh, ow);
             }
-        }
-    }
+            y[plane * p.out_plane() + o] = sum / div;
+        },
+    );
     Ok(())
 }
 
@@ -127,22 +141,19 @@ pub fn avg_pool2d_backward_reference<T: Float>(
 ) -> Result<(), KernelError> {
     check_io(p, "dx", dx.len(), "dy", dy.len())?;
     dx[..p.input_len()].fill(T::zero());
-    for plane in 0..p.planes() {
-        let dxp = &mut dx[plane * p.in_plane()..][..p.in_plane()];
-        for oh in 0..p.oh {
-            let (h0, h1) = p.rows(oh);
-            for ow in 0..p.ow {
-                let (w0, w1) = p.cols(ow);
-                let g = dy[plane * p.out_plane() + oh * p.ow + ow]
-                    / divisor::<T>(p, count_include_pad, oh, ow);
-                for ih in h0..h1 {
-                    for iw in w0..w1 {
-                        dxp[ih * p.w + iw] = dxp[ih * p.w + iw] + g;
-                    }
+    avg_windows(
+        p,
+        count_include_pad,
+        |plane, o, (h0, h1), (w0, w1), div: T| {
+            let dxp = &mut dx[plane * p.in_plane()..][..p.in_plane()];
+            let g = dy[plane * p.out_plane() + o] / div;
+            for ih in h0..h1 {
+                for iw in w0..w1 {
+                    dxp[ih * p.w + iw] = dxp[ih * p.w + iw] + g;
                 }
             }
-        }
-    }
+        },
+    );
     Ok(())
 }
 

@@ -134,14 +134,12 @@ macro_rules! avx2_vector {
                 // SAFETY: AVX2 available (module invariant). Clears the sign bits.
                 $name(unsafe { $andnot($set1(-0.0), self.0) })
             }
+            const POW2_MAGIC: $t = $magic;
             #[inline(always)]
-            fn pow2i(self) -> Self {
-                // SAFETY: AVX2 available (module invariant). `n + bias + 1.5 * 2^mant` holds
-                // `n + bias` in its low mantissa bits; the shift moves them into the exponent.
-                unsafe {
-                    let biased = $add(self.0, $set1($magic));
-                    $name($cast_f($slli::<$shift>($cast_i(biased))))
-                }
+            fn pow2_biased(self) -> Self {
+                // SAFETY: AVX2 available (module invariant). The shift moves the low mantissa
+                // bits (`n + bias`) into the exponent field.
+                $name(unsafe { $cast_f($slli::<$shift>($cast_i(self.0))) })
             }
             #[inline(always)]
             fn lt(self, b: Self) -> Self {

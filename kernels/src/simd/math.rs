@@ -2,9 +2,10 @@
 //!
 //! Every function handles the whole f32 range: +-0, subnormals, large magnitudes, +-inf and
 //! NaN (NaN in, NaN out). The polynomial coefficients were fitted for this crate (Chebyshev
-//! fits in `mpmath`, linearized least-squares rational fits for `tanh` and `erf`). Maximum errors,
-//! measured against f64 `std` over a sweep of the whole f32 range on every ISA (see
-//! `kernels/tests/simd_math.rs`, which enforces them):
+//! fits in `mpmath`, linearized least-squares rational fits for `tanh`, `erf` and GELU's
+//! derivative). Maximum errors, measured against f64 `std` over a sweep of the whole f32 range on every ISA (see
+//! `kernels/tests/simd_math.rs`, which enforces them, and `activation.rs` for GELU's
+//! derivative):
 //!
 //! | function | max error (`e` = `f32::EPSILON * |exact|`) |
 //! |---|---|
@@ -14,6 +15,7 @@
 //! | `sigmoid` | `2.0 e` (2.4e-7 relative); subnormal results 1.4e-45 absolute |
 //! | `erf` | 3.5e-7 absolute; `3 e` relative for `|x| < 0.5` |
 //! | `normal_cdf` | 2e-7 absolute; exactly 0 and 1 beyond `|x| = 4 sqrt 2` |
+//! | GELU's derivative `Phi(x) + x phi(x)` | 3e-7 absolute; exactly 0 and 1 beyond `|x| = 6.2` |
 //! | `log1p_unit` | `2.0 e` relative, 2.8e-45 absolute, for `y` in `[0, 1]` |
 //!
 //! Infinite results are exact (`exp` overflows to `inf` exactly when the true value does).
@@ -59,6 +61,33 @@ const PHI_Q: [f32; 6] = [
     8.203_611e-5,
     2.011_599_5e-6,
 ];
+
+/// Where [`normal_cdf`] clamps its fit's argument: `4 sqrt 2`.
+const PHI_LIM: f32 = 5.656_854;
+
+/// `Phi(x) + x phi(x) - 1/2 = x P(x^2) / Q(x^2)` on `[-6.2, 6.2]` (fit error 7.9e-9), the
+/// derivative of GELU for [`gelu_grad_ratio`], lowest degree first.
+const GELU_GRAD_P: [f32; 8] = [
+    0.797_884_5,
+    -0.012_233_407,
+    0.013_339_102,
+    3.905_306_2e-4,
+    3.199_864_7e-5,
+    1.405_426_5e-6,
+    1.499_549_3e-8,
+    -3.065_21e-11,
+];
+const GELU_GRAD_Q: [f32; 7] = [
+    1.0,
+    0.318_000_3,
+    0.047_720_354,
+    0.004_448_116,
+    2.848_770_8e-4,
+    1.217_327_4e-5,
+    4.417_526_6e-7,
+];
+/// Past `|x| = 6.2` GELU's derivative rounds to 0 or 1 (it is within 1.1e-8 of them).
+const GELU_GRAD_LIM: f32 = 6.2;
 
 /// `tanh(x) = x P(x^2) / Q(x^2)` on `[0, 9]` (fit relative error 6.4e-8), lowest first.
 const TANH_P: [f32; 6] = [
@@ -111,18 +140,32 @@ fn poly<V: Vector<Elem = f32>, const N: usize>(x: V, c: &[f32; N]) -> V {
 /// even) and subtracting it back gives that integer exactly.
 const ROUNDER: f32 = 12_582_912.0;
 
-/// Splits `x = n ln2 + r` with integer `n` and `|r| <= ln2/2` (Cody-Waite), returning
-/// `(n, e^r - 1)`. `|x|` must be below 2^21 (callers clamp).
+/// `(e^r - 1 - r) / r^2` by Estrin's scheme from `r` and `r2 = r^2` (which the caller needs
+/// anyway): the same operation count as Horner's rule with half its latency, and these
+/// loops are bound by latency times operation count (how many iterations the out-of-order
+/// window overlaps), measured.
 #[inline(always)]
-fn reduce_expm1<V: Vector<Elem = f32>>(x: V) -> (V, V) {
-    let n = x.mul_add(s(LOG2E), s(ROUNDER)).sub(s(ROUNDER));
-    let r = n.mul_add(s(-LN2_HI), x);
-    let r = n.mul_add(s(-LN2_LO), r);
-    let em1 = r.mul(r).mul_add(poly(r, &EXPM1_Q), r);
-    (n, em1)
+fn expm1_q<V: Vector<Elem = f32>>(r: V, r2: V) -> V {
+    let lo = r.mul_add(s(EXPM1_Q[1]), s(EXPM1_Q[0]));
+    let hi = r.mul_add(s(EXPM1_Q[3]), s(EXPM1_Q[2]));
+    r2.mul_add(r2.mul_add(s(EXPM1_Q[4]), hi), lo)
 }
 
-/// `e^x = (1 + em1) 2^n` from [`reduce_expm1`]'s parts, for integer-valued `n` in
+/// Splits `x = n ln2 + r` with integer `n` and `|r| <= ln2/2` (Cody-Waite), returning
+/// `(t, n, e^r - 1)` where `t = x log2(e) + magic` rounded (so `n = t - magic`; `magic` is
+/// [`ROUNDER`] plus any bias the caller wants in `t`'s low bits). `|x|` must be below 2^21
+/// (callers clamp).
+#[inline(always)]
+fn reduce<V: Vector<Elem = f32>>(x: V, magic: f32) -> (V, V, V) {
+    let t = x.mul_add(s(LOG2E), s(magic));
+    let n = t.sub(s(magic));
+    let r = n.mul_add(s(-LN2_HI), x);
+    let r = n.mul_add(s(-LN2_LO), r);
+    let r2 = r.mul(r);
+    (t, n, r2.mul_add(expm1_q(r, r2), r))
+}
+
+/// `e^x = (1 + em1) 2^n` from [`reduce`]'s parts, for integer-valued `n` in
 /// `[-152, 130]`: `2^n` in two exact factors, the first `n` clamped to the normal range and
 /// the second the (small) rest, so that the last multiply rounds once into the subnormals,
 /// or overflows to infinity exactly when the true result does. The `1 +` is fused into the
@@ -141,19 +184,39 @@ pub(crate) fn exp<V: Vector<Elem = f32>>(x: V) -> V {
     // Beyond these bounds the result is already 0 or inf; clamping keeps `n` in range
     // (NaN stays NaN).
     let xc = x.at_least(s(-104.0)).at_most(s(89.0));
-    let (n, em1) = reduce_expm1(xc);
+    let (_, n, em1) = reduce(xc, ROUNDER);
     exp_parts(n, em1)
 }
 
+/// `log2` of [`EXP_SCALE`].
+const EXP_SCALE_LOG2: f32 = 32.0;
+/// The factor [`exp_nonpos_scaled`] returns its result times: `e^x 2^32` is a normal float
+/// for every `x >= -109`, and at most `2^32` for `x <= 0`.
+pub(crate) const EXP_SCALE: f32 = 4_294_967_296.0;
+
+/// `e^x 2^32` for `x <= 0` (or NaN; positive inputs give unspecified values), never
+/// subnormal: the scaling is one exact power of two taken from the rounding sum itself (the
+/// bias 127 + 32 folded into the rounding constant), so the result is `(1 + em1) 2^(n + 32)`
+/// with one rounding, the very rounding `e^x` gets where it is normal. Callers divide the
+/// scale out where it costs nothing (a quotient, a constant), so that subnormal results
+/// are rounded once, at that last step. Inputs below -109 count as -109 (`e^-109` is far
+/// below half the smallest subnormal, so results still round to 0 there).
+#[inline(always)]
+pub(crate) fn exp_nonpos_scaled<V: Vector<Elem = f32>>(x: V) -> V {
+    // n >= -157, so n + 127 + 32 >= 2: a normal exponent (NaN stays NaN).
+    let xc = x.at_least(s(-109.0));
+    let (t, _, em1) = reduce(xc, ROUNDER + 127.0 + EXP_SCALE_LOG2);
+    let scale = t.pow2_biased();
+    em1.mul_add(scale, scale)
+}
+
 /// `e^x` for `x <= 0` (or NaN; positive inputs give unspecified values): [`exp`] without the
-/// overflow-side clamps, for softmax, sigmoid, softplus and the normal density, whose
-/// arguments are never positive. Same accuracy as [`exp`].
+/// overflow side, for softmax and the normal density, whose arguments are never positive.
+/// Same accuracy as [`exp`] (the same roundings: scaling by `2^-32` is exact for normal
+/// results and rounds subnormal ones once).
 #[inline(always)]
 pub(crate) fn exp_nonpos<V: Vector<Elem = f32>>(x: V) -> V {
-    let (n, em1) = reduce_expm1(x.at_least(s(-104.0)));
-    let n1 = n.at_least(s(-126.0));
-    let s1 = n1.pow2i();
-    em1.mul_add(s1, s1).mul(n.sub(n1).pow2i())
+    exp_nonpos_scaled(x).mul(s(1.0 / EXP_SCALE))
 }
 
 /// `e^x - 1` without cancellation near 0. `expm1(-inf) = -1`, `expm1(+inf) = inf`, `-0` and
@@ -162,7 +225,7 @@ pub(crate) fn exp_nonpos<V: Vector<Elem = f32>>(x: V) -> V {
 pub(crate) fn expm1<V: Vector<Elem = f32>>(x: V) -> V {
     // Below -18, e^x < 2^-25 and the result rounds to -1.
     let xc = x.at_least(s(-18.0)).at_most(s(89.0));
-    let (n, em1) = reduce_expm1(xc);
+    let (_, n, em1) = reduce(xc, ROUNDER);
     // n == 0: the reduced value is the answer (|x| <= ln2/2); otherwise |result| >= 0.29 and
     // 2^n (e^r) - 1 loses at most a bit.
     let big = exp_parts(n, em1).sub(s(1.0));
@@ -190,12 +253,26 @@ pub(crate) fn tanh<V: Vector<Elem = f32>>(x: V) -> V {
 
 /// The logistic function `1 / (1 + e^-x)`, computed from `e = exp(-|x|) <= 1` as `1/(1+e)` or
 /// `e/(1+e)`, so it never overflows and keeps its relative accuracy down into the subnormal
-/// results of large negative `x`. `sigmoid(-inf) = 0`, `sigmoid(inf) = 1`, NaN propagates.
+/// results of large negative `x`: numerator and denominator both carry the `2^32` of
+/// [`exp_nonpos_scaled`], which the division cancels with the one rounding it makes anyway.
+/// `sigmoid(-inf) = 0`, `sigmoid(inf) = 1`, NaN propagates.
 #[inline(always)]
 pub(crate) fn sigmoid<V: Vector<Elem = f32>>(x: V) -> V {
-    let e = exp_nonpos(V::zero().sub(x.abs()));
-    let num = V::select(x.lt(V::zero()), e, s(1.0));
-    num.div(e.add(s(1.0)))
+    sigmoid_finish(x, sigmoid_start(x))
+}
+
+/// The first half of [`sigmoid`]: `exp(-|x|) 2^32`.
+#[inline(always)]
+pub(crate) fn sigmoid_start<V: Vector<Elem = f32>>(x: V) -> V {
+    // `x | -0.0` is `-|x|`.
+    exp_nonpos_scaled(x.or(s(-0.0)))
+}
+
+/// The rest of [`sigmoid`] from `e = sigmoid_start(x)`.
+#[inline(always)]
+pub(crate) fn sigmoid_finish<V: Vector<Elem = f32>>(x: V, e: V) -> V {
+    let num = V::select(x.lt(V::zero()), e, s(EXP_SCALE));
+    num.div(e.add(s(EXP_SCALE)))
 }
 
 /// The error function. Clamped to `[-4, 4]` (beyond which erf is +-1 in f32); -0 stays -0,
@@ -211,17 +288,57 @@ pub(crate) fn erf<V: Vector<Elem = f32>>(x: V) -> V {
 
 /// The standard normal CDF `Phi(x) = (1 + erf(x / sqrt 2)) / 2`, from the erf fit with the
 /// scalings folded in (two operations fewer than through [`erf`]); absolute error below
-/// 2e-7, NaN propagates.
+/// 2e-7, NaN propagates. The fit is evaluated at `|x|` clamped to `4 sqrt 2` but scaled by the
+/// unclamped `x`: past the clamp `x r` runs beyond `+-1/2`, so clamping the result to
+/// `[0, 1]` gives exactly 0 and 1 there (and at `+-inf`) without a separate select.
 #[inline(always)]
 pub(crate) fn normal_cdf<V: Vector<Elem = f32>>(x: V) -> V {
-    let lim = s(5.656_854);
-    let xc = x.at_least(V::zero().sub(lim)).at_most(lim);
-    let t = xc.mul(xc);
-    let r = poly(t, &PHI_P).div(poly(t, &PHI_Q));
-    let p = xc.mul_add(r, s(0.5)).at_least(V::zero()).at_most(s(1.0));
-    // Beyond the fit, exactly 0 or 1 (the limits GELU's -inf and its gradient rely on).
+    normal_cdf_finish(x, normal_cdf_ratio(x))
+}
+
+/// The first half of [`normal_cdf`]: the fit's ratio `r` at the clamped `x^2`.
+#[inline(always)]
+pub(crate) fn normal_cdf_ratio<V: Vector<Elem = f32>>(x: V) -> V {
+    ratio_of_square(x, PHI_LIM, &PHI_P, &PHI_Q)
+}
+
+/// `P(t) / Q(t)` at `t = min(x^2, lim^2)`: clamping `x^2` is clamping `|x|` (one operation
+/// instead of two; NaN stays NaN).
+#[inline(always)]
+fn ratio_of_square<V: Vector<Elem = f32>, const N: usize, const M: usize>(
+    x: V,
+    lim: f32,
+    p: &[f32; N],
+    q: &[f32; M],
+) -> V {
+    let t = x.mul(x).at_most(s(lim * lim));
+    poly(t, p).div(poly(t, q))
+}
+
+/// The rest of [`normal_cdf`] from `r = normal_cdf_ratio(x)`.
+#[inline(always)]
+pub(crate) fn normal_cdf_finish<V: Vector<Elem = f32>>(x: V, r: V) -> V {
+    x.mul_add(r, s(0.5)).at_least(V::zero()).at_most(s(1.0))
+}
+
+/// `Phi(x) + x phi(x)`, the derivative of GELU's `x Phi(x)`, fitted directly (like
+/// [`normal_cdf`]) as `1/2 + x P(x^2) / Q(x^2)`: no exponential (one costs as much as the
+/// whole fit). Absolute error below 3e-7 (the fit's 7.9e-9 plus the f32 evaluation of its
+/// degree-14 ratio); exactly 0 and 1 beyond `|x| = 6.2`; NaN propagates.
+///
+/// This is the first half: the ratio `P/Q` at the clamped `x^2`; the rest is
+/// [`gelu_grad_finish`].
+#[inline(always)]
+pub(crate) fn gelu_grad_ratio<V: Vector<Elem = f32>>(x: V) -> V {
+    ratio_of_square(x, GELU_GRAD_LIM, &GELU_GRAD_P, &GELU_GRAD_Q)
+}
+
+/// The rest of the GELU derivative from `r = gelu_grad_ratio(x)`.
+#[inline(always)]
+pub(crate) fn gelu_grad_finish<V: Vector<Elem = f32>>(x: V, r: V) -> V {
+    let inside = x.mul_add(r, s(0.5));
     let tail = V::zero().lt(x).and(s(1.0));
-    V::select(lim.lt(x.abs()), tail, p)
+    V::select(s::<V>(GELU_GRAD_LIM).lt(x.abs()), tail, inside)
 }
 
 /// `ln(1 + y)` for `y` in `[0, 1]` (the range softplus needs), as `2 atanh(y / (2 + y))`:

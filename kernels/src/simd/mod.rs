@@ -174,10 +174,22 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     fn at_most(self, hi: Self) -> Self;
     /// Lane-wise `|x|` (clears the sign bit; NaN stays NaN).
     fn abs(self) -> Self;
-    /// `2^n` for lanes holding integer values `n` in the normal exponent range
-    /// (`-126..=127` for f32, `-1022..=1023` for f64), built from the exponent bits (exact).
-    /// Other lanes give unspecified finite or infinite values, never UB.
-    fn pow2i(self) -> Self;
+    /// `1.5 * 2^mant + bias` (`1.5 * 2^23 + 127` for f32, `1.5 * 2^52 + 1023` for f64): its
+    /// ulp is 1, so adding it to a value rounds that value to an integer `n` and leaves
+    /// `n + bias` in the low mantissa bits, for [`Vector::pow2_biased`].
+    const POW2_MAGIC: Self::Elem;
+    /// `2^n` for lanes holding exactly `n + POW2_MAGIC`, `n` an integer in the normal exponent
+    /// range (`-126..=127` for f32, `-1022..=1023` for f64): one shift of the low mantissa bits
+    /// into the exponent field (exact). Other lanes give unspecified finite or infinite
+    /// values, never UB. Lets a rounding `x * c + POW2_MAGIC` serve both as the rounded
+    /// integer and as the source of its power of two.
+    fn pow2_biased(self) -> Self;
+    /// `2^n` for lanes holding integer values `n` in the normal exponent range (exact); other
+    /// lanes as in [`Vector::pow2_biased`].
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        self.add(Self::splat(Self::POW2_MAGIC)).pow2_biased()
+    }
     /// Mask of `self < b` (all bits set where true, zero elsewhere; false for NaN).
     fn lt(self, b: Self) -> Self;
     /// Mask of `self == b` (false for NaN).

@@ -5,7 +5,7 @@ use super::Vector;
 use wide::{f32x8, f64x4, i32x8, CmpEq, CmpLt, CmpNe};
 
 macro_rules! wide_vector {
-    ($name:ident, $w:ty, $t:ty, $lanes:expr, pow2i = $pow2i:path) => {
+    ($name:ident, $w:ty, $t:ty, $lanes:expr, pow2 = $pow2:path) => {
         /// `wide`'s vector, wrapped so the crate owns the trait impl.
         #[derive(Clone, Copy, Debug)]
         pub(crate) struct $name(pub(crate) $w);
@@ -108,9 +108,10 @@ macro_rules! wide_vector {
             fn abs(self) -> Self {
                 $name(self.0.abs())
             }
+            const POW2_MAGIC: $t = <$t as Vector>::POW2_MAGIC;
             #[inline(always)]
-            fn pow2i(self) -> Self {
-                $name($pow2i(self.0))
+            fn pow2_biased(self) -> Self {
+                $name($pow2(self.0))
             }
             #[inline(always)]
             fn lt(self, b: Self) -> Self {
@@ -136,14 +137,13 @@ macro_rules! wide_vector {
     };
 }
 
-wide_vector!(F32x8Wide, f32x8, f32, 8, pow2i = pow2i_f32x8);
-wide_vector!(F64x4Wide, f64x4, f64, 4, pow2i = pow2i_f64x4);
+wide_vector!(F32x8Wide, f32x8, f32, 8, pow2 = pow2_biased_f32x8);
+wide_vector!(F64x4Wide, f64x4, f64, 4, pow2 = pow2_biased_f64x4);
 
-/// `2^n` for integer-valued lanes: `n + 127 + 1.5 * 2^23` holds `n + 127` in its low mantissa
-/// bits, which a shift moves into the exponent field.
+/// `2^n` from lanes holding `n + 127 + 1.5 * 2^23`: the low mantissa bits `n + 127` shifted
+/// into the exponent field.
 #[inline(always)]
-fn pow2i_f32x8(n: f32x8) -> f32x8 {
-    let biased = n + f32x8::splat(127.0 + 12_582_912.0);
+fn pow2_biased_f32x8(biased: f32x8) -> f32x8 {
     // SAFETY: f32x8 and i32x8 are both 32-byte plain-old-data vectors of 8 lanes; any bit
     // pattern is valid for either.
     let bits: i32x8 = unsafe { std::mem::transmute::<f32x8, i32x8>(biased) };
@@ -151,8 +151,8 @@ fn pow2i_f32x8(n: f32x8) -> f32x8 {
     unsafe { std::mem::transmute::<i32x8, f32x8>(bits << 23) }
 }
 
-/// The f64 form of `pow2i_f32x8`, lane by lane (f64 is not on a hot path here).
+/// The f64 form of `pow2_biased_f32x8`, lane by lane (f64 is not on a hot path here).
 #[inline(always)]
-fn pow2i_f64x4(n: f64x4) -> f64x4 {
-    f64x4::from(n.to_array().map(<f64 as Vector>::pow2i))
+fn pow2_biased_f64x4(biased: f64x4) -> f64x4 {
+    f64x4::from(biased.to_array().map(<f64 as Vector>::pow2_biased))
 }

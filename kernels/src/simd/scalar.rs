@@ -40,7 +40,7 @@ impl MaskBits for f64 {
 }
 
 macro_rules! scalar_vector {
-    ($t:ty) => {
+    ($t:ty, magic = $magic:expr) => {
         impl Vector for $t {
             type Elem = $t;
             const LANES: usize = 1;
@@ -131,13 +131,12 @@ macro_rules! scalar_vector {
             fn abs(self) -> Self {
                 <$t>::abs(self)
             }
+            const POW2_MAGIC: $t = $magic;
             #[inline(always)]
-            fn pow2i(self) -> Self {
-                // Adding 1.5 * 2^MANT puts `n + BIAS` in the low mantissa bits; shifting them
-                // into the exponent field gives 2^n (the same trick as the vector paths).
-                let magic: $t = 1.5 * (2.0 as $t).powi(<$t>::MANTISSA_DIGITS as i32 - 1);
-                let bias = (<$t>::MAX_EXP - 1) as $t;
-                <$t>::from_bits((self + (magic + bias)).to_bits() << (<$t>::MANTISSA_DIGITS - 1))
+            fn pow2_biased(self) -> Self {
+                // The low mantissa bits hold `n + bias`; shifting them into the exponent field
+                // gives 2^n (the same trick as the vector paths).
+                <$t>::from_bits(self.to_bits() << (<$t>::MANTISSA_DIGITS - 1))
             }
             #[inline(always)]
             fn lt(self, b: Self) -> Self {
@@ -167,5 +166,5 @@ macro_rules! scalar_vector {
     };
 }
 
-scalar_vector!(f32);
-scalar_vector!(f64);
+scalar_vector!(f32, magic = 12_582_912.0 + 127.0);
+scalar_vector!(f64, magic = 6_755_399_441_055_744.0 + 1023.0);
