@@ -760,6 +760,10 @@ fn large_planes_match_reference() {
             .padding(2, 0, 1, 2)
             .groups(3),
         Conv2dParams::builder(2, 3, 40, 40, 5, 3, 3).pad(1, 1),
+        // Unpadded stride-1 shapes with several whole images per task: the plain vector
+        // col2im of backward-data (rows of 11 = 8 + 3 and of 16 outputs), dilation too.
+        Conv2dParams::builder(3, 8, 13, 13, 16, 3, 3),
+        Conv2dParams::builder(2, 16, 9, 20, 8, 3, 3).dilation(2, 1),
         // One input channel per group with several output channels: the stencil's blocks of
         // four output planes and its remainder.
         Conv2dParams::builder(3, 1, 13, 12, 9, 3, 3).pad(1, 1),

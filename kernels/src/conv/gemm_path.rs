@@ -10,7 +10,7 @@
 //! disjoint images, and backward-weight accumulates each task's tiles in order into its own
 //! partial gradient and adds the partials in task order.
 
-use super::im2col::{col2im, im2col};
+use super::im2col::{col2im, col2im_image, im2col};
 use super::params::Conv2dParams;
 use crate::error::KernelError;
 use crate::{gemm, Backend, Gemm};
@@ -185,7 +185,7 @@ pub(crate) fn backward_data(
             }
             dxt.fill(0.0);
             for (i, dxi) in dxt.chunks_exact_mut(d.chw).enumerate() {
-                col2im(p, &col[i * d.ohw..], width, dxi, (0, d.ohw), 0, p.c);
+                col2im_image(p, &col[i * d.ohw..], width, dxi);
             }
             return Ok(());
         }
