@@ -76,14 +76,25 @@ pub(super) fn gather(d: &Dims, images: &[f32], buf: &mut [f32]) {
     }
 }
 
-/// Scatters `buf` (`[k, imgs * ohw]`) back into images of `[k, ohw]`, adding the bias.
-fn scatter(d: &Dims, buf: &[f32], images: &mut [f32], bias: Option<&[f32]>) {
-    let width = images.len() / d.kohw * d.ohw;
+/// Scatters `buf` (`[k, imgs * seg]`: per image `seg` columns, output row `oh` starting at
+/// column `oh * row`) into images of `[k, oh, ow]`, adding the bias. Dense columns (im2col):
+/// `seg = oh * ow`, `row = ow`; wide ones (`wide.rs`) skip the junk columns past `ow`.
+pub(super) fn scatter(
+    p: &Conv2dParams,
+    (seg, row): (usize, usize),
+    buf: &[f32],
+    images: &mut [f32],
+    bias: Option<&[f32]>,
+) {
+    let d = dims(p);
+    let width = images.len() / d.kohw * seg;
     for (i, img) in images.chunks_exact_mut(d.kohw).enumerate() {
-        for (k, row) in img.chunks_exact_mut(d.ohw).enumerate() {
-            let src = &buf[k * width + i * d.ohw..k * width + (i + 1) * d.ohw];
+        for (k, plane) in img.chunks_exact_mut(d.ohw).enumerate() {
             let bv = bias.map_or(0.0, |b| b[k]);
-            row.iter_mut().zip(src).for_each(|(r, &v)| *r = v + bv);
+            let src = &buf[k * width + i * seg..];
+            for (out, src) in plane.chunks_exact_mut(p.ow).zip(src.chunks(row)) {
+                out.iter_mut().zip(src).for_each(|(o, &v)| *o = v + bv);
+            }
         }
     }
 }
@@ -119,7 +130,7 @@ pub(crate) fn forward(
                     &mut buf[grp * d.kg * width..],
                 )?;
             }
-            scatter(&d, buf, yt, bias);
+            scatter(p, (d.ohw, p.ow), buf, yt, bias);
             return Ok(());
         }
         for (p0, p1) in tiles(p, &d) {

@@ -23,7 +23,7 @@
 //! `slots` tasks at a time in parallel, each with its own slot of workspace. Forward writes
 //! disjoint images, so no result depends on the thread count.
 
-use super::gemm_path::{dims, gather as gather_images, reduce_partials};
+use super::gemm_path::{dims, gather as gather_images, reduce_partials, scatter};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use crate::error::{checked_product, KernelError};
 use crate::gemm::{gemm_gather, Gather};
@@ -249,15 +249,7 @@ pub(crate) fn forward(
                 )?;
             }
             // Drop the junk columns, add the bias.
-            for (i, yi) in yt.chunks_exact_mut(d.kohw).enumerate() {
-                for (kk, yk) in yi.chunks_exact_mut(d.ohw).enumerate() {
-                    let bv = bias.map_or(0.0, |b| b[kk]);
-                    let wide = &out[kk * width + i * wp.seg_len..];
-                    for (row, src) in yk.chunks_exact_mut(p.ow).zip(wide.chunks(wp.wq)) {
-                        row.iter_mut().zip(src).for_each(|(o, &v)| *o = v + bv);
-                    }
-                }
-            }
+            scatter(p, (wp.seg_len, wp.wq), out, yt, bias);
             Ok(())
         };
         let per = wp.slots * wp.ipt;
