@@ -85,18 +85,14 @@ pub(super) fn run<T: PackCache + SimdElem>(
     } else {
         return false;
     };
-    // The vector is read in place when contiguous, else gathered into the scratch first.
-    let copy = if sx == 1 { 0 } else { k };
-    with_scratch(T::cache_b(), copy + outs, |buf| {
-        let (xbuf, out) = buf.split_at_mut(copy);
-        let x: &[T] = if sx == 1 {
-            &xs[..k]
-        } else {
-            for (p, v) in xbuf.iter_mut().enumerate() {
-                *v = xs[p * sx];
-            }
-            xbuf
-        };
+    // The vector is always copied into the (64-byte aligned) scratch, even when contiguous:
+    // it is read once per output row, and unaligned loads of it measured 25% slower.
+    with_scratch(T::cache_b(), k + outs, |buf| {
+        let (x, out) = buf.split_at_mut(k);
+        for (p, v) in x.iter_mut().enumerate() {
+            *v = xs[p * sx];
+        }
+        let x = &*x;
         let isa = Isa::active();
         let dots = |q: usize, out: &mut [T]| {
             let u = &u[q * ROWS_PER_TASK * su..];
