@@ -105,7 +105,7 @@ fn backward_matches_finite_differences() {
     }
 }
 
-/// GELU's derivative (the backward with `dy = 1`) is within its documented 3e-7 absolute
+/// GELU's derivative (the backward with `dy = 1`) is within its documented 4e-7 absolute
 /// error over a sweep of the whole f32 range on every ISA, and exactly 0 and 1 past 6.2.
 #[test]
 fn gelu_backward_error_over_whole_range() {
@@ -134,7 +134,7 @@ fn gelu_backward_error_over_whole_range() {
             let ok = if xi.abs() > 6.2 {
                 got == if xi > 0.0 { 1.0 } else { 0.0 }
             } else {
-                (got as f64 - want).abs() <= 3e-7
+                (got as f64 - want).abs() <= 4e-7
             };
             assert!(ok, "{isa:?}: gelu'({xi:e}) = {got:e}, want {want:e}");
         }

@@ -22,7 +22,7 @@
 //!
 //! Accuracy: the transcendental activations use the vectorized functions of
 //! [`crate::simd::math`] (errors of 1 to 3.5 `f32::EPSILON` relative, erf 3.5e-7 absolute,
-//! GELU's derivative 3e-7 absolute);
+//! GELU's derivative 4e-7 absolute);
 //! GELU's `1 + erf` loses relative accuracy for very negative inputs (absolute error stays
 //! below 2e-7 |x|), like every erf-based GELU. The bounds are enforced in the tests.
 //!
