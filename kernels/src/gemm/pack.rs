@@ -215,6 +215,8 @@ fn pack<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
         // Bounds were checked when the call was validated (`gemm_gather`); indexing is
         // checked here too.
         return match (contiguous, r) {
+            (false, 8) if g.line.is_some() => gather_cols_lines::<T, 8>(x.data, g, b, out),
+            (false, 16) if g.line.is_some() => gather_cols_lines::<T, 16>(x.data, g, b, out),
             (false, _) if g.line.is_some() => gather_any(x.data, g, b, out),
             (false, 4) => gather_cols::<T, 4>(x.data, g, b, out),
             (false, 6) => gather_cols::<T, 6>(x.data, g, b, out),
@@ -371,6 +373,77 @@ fn gather_cols<T: Float, const R: usize>(data: &[T], g: Gather<'_>, b: Block, ou
             }
             dst[first + v2..].fill(T::zero());
         }
+    }
+}
+
+/// Packs columns of a gathered matrix with `line` (convolution's output positions, densely:
+/// a panel of R columns is a few runs of at most `used` contiguous elements). Per panel the
+/// runs are found once; then every row copies each run as a fixed-size block of R elements,
+/// in order, so a run's overhang is overwritten by the next run, or by the next row (the
+/// last row goes through a scratch row). A fixed-size copy is a few vector moves where a
+/// run-time length would be a `memmove` call per run. Panels whose runs include junk
+/// (zero) columns, whose over-reads could leave `data`, or that are partial take
+/// [`gather_any`].
+fn gather_cols_lines<T: Float, const R: usize>(data: &[T], g: Gather<'_>, b: Block, out: &mut [T]) {
+    let Block {
+        line0,
+        lines,
+        depth0,
+        kc,
+        ..
+    } = b;
+    if kc == 0 {
+        return;
+    }
+    let rows = &g.row[depth0..depth0 + kc];
+    let max_row = rows.iter().copied().max().unwrap_or(0);
+    for (q, panel) in out
+        .chunks_exact_mut(kc * R)
+        .take(lines.div_ceil(R))
+        .enumerate()
+    {
+        let j = line0 + q * R;
+        let n = R.min(lines - q * R);
+        // Runs (start column in the panel, offset from the row start).
+        let mut runs = [(0usize, 0usize); R];
+        let (mut count, mut c, mut dense) = (0, 0, n == R);
+        while dense && c < n {
+            let (off, local) = g.offset(j + c);
+            let (valid, piece) = g.run(local, n - c);
+            dense = valid > 0 && max_row + off + R <= data.len();
+            runs[count] = (c, off);
+            count += 1;
+            c += piece;
+        }
+        if !dense {
+            let one = Block {
+                line0: j,
+                lines: n,
+                ..b
+            };
+            gather_any(data, g, one, panel);
+            continue;
+        }
+        let runs = &runs[..count];
+        for (p, &row) in rows[..kc - 1].iter().enumerate() {
+            for &(c, off) in runs {
+                // p <= kc - 2 and c < R: the block ends inside the panel.
+                let at = p * R + c;
+                let dst: &mut [T; R] = (&mut panel[at..at + R]).try_into().expect("R elements");
+                *dst = data[row + off..row + off + R]
+                    .try_into()
+                    .expect("R elements");
+            }
+        }
+        let mut tmp = [T::zero(); 32];
+        let row = rows[kc - 1];
+        for &(c, off) in runs {
+            let dst: &mut [T; R] = (&mut tmp[c..c + R]).try_into().expect("R elements");
+            *dst = data[row + off..row + off + R]
+                .try_into()
+                .expect("R elements");
+        }
+        panel[(kc - 1) * R..].copy_from_slice(&tmp[..R]);
     }
 }
 
