@@ -219,6 +219,35 @@ proptest! {
     }
 }
 
+/// Shallow, unpadded stride-1 shapes (`c * r * s <= 32`, output rows at least 16 wide) for
+/// the native direct kernels (`conv/shallow.rs`): rows not a multiple of the vector width
+/// (the overlapping last vector), odd channel counts, kernels up to 4x4.
+fn shallow_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (1usize..4, 1usize..4, 1usize..7),
+        (1usize..12, 16usize..45, 1usize..5, 1usize..5),
+    )
+        .prop_filter_map("not shallow", |((n, c, k), (h, w, r, s))| {
+            if c * r * s > 32 || w + 1 < s + 16 {
+                return None;
+            }
+            Conv2dParams::builder(n, c, h, w, k, r, s).build().ok()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn shallow_direct_matches_reference(p in shallow_params(), seed in 0u64..1000) {
+        let c = case(&p, seed);
+        for isa in Isa::ALL {
+            let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
+            check_against_reference(&p, &c, &got, &format!("Native/{isa:?} {p:?}"));
+        }
+    }
+}
+
 /// An infinite input element makes exactly the weight-gradient entries NaN or infinite that
 /// the definition does: the implicit path's junk columns (which read real image elements)
 /// must not add `inf * 0` anywhere else.
@@ -698,6 +727,9 @@ fn bitwise_identical_across_thread_counts() {
             .build()
             .unwrap(),
         Conv2dParams::builder(9, 1, 12, 11, 9, 3, 3)
+            .build()
+            .unwrap(),
+        Conv2dParams::builder(9, 2, 12, 21, 5, 3, 3)
             .build()
             .unwrap(),
     ];

@@ -26,7 +26,8 @@
 //!   1x1 stride-1 unpadded convolutions are one GEMM per image; backward-data is the forward
 //!   pass of the adjoint convolution for stride-1 "same" shapes, else GEMM then col2im;
 //!   shallow products (`c/groups * r * s < 32`, a grayscale first layer) keep explicit
-//!   im2col; depthwise convolutions (`groups == c == k`) run direct SIMD stencil kernels.
+//!   im2col, except that unpadded stride-1 ones run direct kernels (`shallow.rs`) forward and
+//!   for the weight gradient; depthwise convolutions (`groups == c == k`) run direct SIMD stencil kernels.
 //! * `OpenBlas`: the same im2col code with the OpenBLAS GEMM (images one after another,
 //!   OpenBLAS threads itself); the shapes with direct kernels run those (OpenBLAS has no
 //!   depthwise routine).
@@ -42,6 +43,7 @@ mod gemm_path;
 mod im2col;
 mod params;
 pub mod reference;
+mod shallow;
 mod stencil;
 mod transposed;
 mod wide;
@@ -110,6 +112,10 @@ pub fn conv2d_forward(
             direct::depthwise_forward(p, x, w, bias, y);
             Ok(())
         }
+        Backend::Native if shallow::applies(p) => {
+            shallow::forward(p, x, w, bias, y);
+            Ok(())
+        }
         Backend::Native => match &p.plan.wide {
             Some(wp) => wide::forward(p, wp, x, w, bias, y, ws),
             None => gemm_path::forward(backend, p, x, w, bias, y, ws),
@@ -175,6 +181,10 @@ pub fn conv2d_backward_weight(
         return Ok(());
     }
     match (backend, &p.plan.wide) {
+        (Backend::Native, _) if shallow::applies(p) => {
+            shallow::backward_weight(p, x, dy, dw);
+            Ok(())
+        }
         (Backend::Native, Some(wp)) => wide::backward_weight(p, wp, x, dy, dw, ws),
         _ => gemm_path::backward_weight(backend, p, x, dy, dw, ws),
     }
