@@ -43,6 +43,7 @@ mod gemm_path;
 mod im2col;
 mod params;
 pub mod reference;
+mod rows;
 mod shallow;
 mod stencil;
 mod transposed;

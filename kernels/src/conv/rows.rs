@@ -1,0 +1,205 @@
+//! Row kernels of the direct convolutions (`shallow.rs`, `depthwise.rs`): an input whose every
+//! tap read is contiguous and in bounds (an unpadded stride-1 image, or a padded, phase-split
+//! copy of one), read through tap offsets: tap `t` of output row `oh`, column `j` is input
+//! element `off[t] + oh * stride + j`.
+//!
+//! An output row is covered by vectors of columns `0, LANES, ...`; when `ow` is not a multiple
+//! of LANES the last vector starts at `ow - LANES` and overlaps the one before. Outputs
+//! recompute the overlap (same bits); reductions mask it out of their products with an `and`
+//! (so even `0 * inf` adds nothing). Rows narrower than a vector run as scalars.
+
+use crate::simd::Vector;
+
+/// Most taps a direct kernel takes per sweep.
+pub(crate) const MAX_TAPS: usize = 32;
+
+/// An input read through tap offsets (see the module doc).
+#[derive(Clone, Copy)]
+pub(crate) struct Taps<'a> {
+    pub(crate) x: &'a [f32],
+    pub(crate) off: &'a [usize],
+    pub(crate) stride: usize,
+    pub(crate) ow: usize,
+}
+
+impl Taps<'_> {
+    /// Whether every tap read for `oh` output rows lies inside `x`; the kernels below rely on
+    /// it (their callers assert it once per plane).
+    pub(crate) fn in_bounds(&self, oh: usize) -> bool {
+        let last = self.off.iter().copied().max().unwrap_or(0);
+        oh == 0 || (oh - 1) * self.stride + last + self.ow <= self.x.len()
+    }
+}
+
+/// Output row `oh` of `KB` planes: `out[kk][j] = init[kk] + sum_t w[kk * taps + t] * input`,
+/// for `KB` in 1..=2 (`out` holds the rows, `plane` elements apart).
+///
+/// # Safety
+/// `t.in_bounds(oh + 1)`; `out + kk * plane` is valid for `ow` writes for `kk < KB`.
+#[inline(always)]
+pub(crate) unsafe fn conv_row<V: Vector<Elem = f32>, const KB: usize>(
+    t: Taps<'_>,
+    oh: usize,
+    w: &[f32],
+    init: [f32; KB],
+    out: *mut f32,
+    plane: usize,
+) {
+    let l = V::LANES;
+    if t.ow < l {
+        // SAFETY: forwarded.
+        return unsafe { conv_row_scalar::<KB>(t, oh, w, init, out, plane) };
+    }
+    // 8 accumulators: enough independent FMA chains for both FMA pipes.
+    let max_u = 8 / KB;
+    let nv = t.ow.div_ceil(l);
+    let mut v = 0;
+    while v < nv {
+        let u = max_u.min(nv - v);
+        // SAFETY (each arm): forwarded; columns `v..v + u` exist.
+        unsafe {
+            match u {
+                8 => conv_block::<V, KB, 8>(t, oh, v, w, init, out, plane),
+                7 => conv_block::<V, KB, 7>(t, oh, v, w, init, out, plane),
+                6 => conv_block::<V, KB, 6>(t, oh, v, w, init, out, plane),
+                5 => conv_block::<V, KB, 5>(t, oh, v, w, init, out, plane),
+                4 => conv_block::<V, KB, 4>(t, oh, v, w, init, out, plane),
+                3 => conv_block::<V, KB, 3>(t, oh, v, w, init, out, plane),
+                2 => conv_block::<V, KB, 2>(t, oh, v, w, init, out, plane),
+                _ => conv_block::<V, KB, 1>(t, oh, v, w, init, out, plane),
+            }
+        }
+        v += u;
+    }
+}
+
+/// Column vectors `v..v + U` of [`conv_row`].
+///
+/// # Safety
+/// As [`conv_row`], with `(v + U - 1) * LANES < ow` and `LANES <= ow`.
+#[inline(always)]
+unsafe fn conv_block<V: Vector<Elem = f32>, const KB: usize, const U: usize>(
+    t: Taps<'_>,
+    oh: usize,
+    v: usize,
+    w: &[f32],
+    init: [f32; KB],
+    out: *mut f32,
+    plane: usize,
+) {
+    let (l, taps) = (V::LANES, t.off.len());
+    let mut cols = [0usize; U];
+    for (u, j) in cols.iter_mut().enumerate() {
+        *j = ((v + u) * l).min(t.ow - l);
+    }
+    let mut acc = [[V::zero(); U]; KB];
+    for (a, &i) in acc.iter_mut().zip(&init) {
+        *a = [V::splat(i); U];
+    }
+    let row = t.x[oh * t.stride..].as_ptr();
+    for (ti, &o) in t.off.iter().enumerate() {
+        let mut xs = [V::zero(); U];
+        for (x, &j) in xs.iter_mut().zip(&cols) {
+            // SAFETY: `j + LANES <= ow`: inside `x` (`in_bounds`).
+            *x = unsafe { V::load(row.add(o + j)) };
+        }
+        for (kk, a) in acc.iter_mut().enumerate() {
+            let wv = V::splat(w[kk * taps + ti]);
+            for (a, &x) in a.iter_mut().zip(&xs) {
+                *a = wv.mul_add(x, *a);
+            }
+        }
+    }
+    for (kk, a) in acc.iter().enumerate() {
+        for (a, &j) in a.iter().zip(&cols) {
+            // SAFETY: `j + LANES <= ow`, inside the caller's output row.
+            unsafe { a.store(out.add(kk * plane + j)) };
+        }
+    }
+}
+
+/// [`conv_row`] one column at a time.
+///
+/// # Safety
+/// As [`conv_row`].
+unsafe fn conv_row_scalar<const KB: usize>(
+    t: Taps<'_>,
+    oh: usize,
+    w: &[f32],
+    init: [f32; KB],
+    out: *mut f32,
+    plane: usize,
+) {
+    let taps = t.off.len();
+    let row = &t.x[oh * t.stride..];
+    for j in 0..t.ow {
+        for (kk, &i) in init.iter().enumerate() {
+            let mut acc = i;
+            for (ti, &o) in t.off.iter().enumerate() {
+                acc += w[kk * taps + ti] * row[o + j];
+            }
+            // SAFETY: inside the caller's output row.
+            unsafe { *out.add(kk * plane + j) = acc };
+        }
+    }
+}
+
+/// The lanes of a row's last vector that the vector before did not cover (all bits set).
+#[inline(always)]
+pub(crate) fn tail_keep<V: Vector<Elem = f32>>(ow: usize) -> V {
+    let l = V::LANES;
+    let dup = ow.div_ceil(l) * l - ow;
+    let mut bits = [0.0f32; 16];
+    for b in bits.iter_mut().take(l).skip(dup) {
+        *b = f32::from_bits(u32::MAX);
+    }
+    // SAFETY: `bits` holds 16 >= LANES elements.
+    unsafe { V::load(bits.as_ptr()) }
+}
+
+/// For each of the `T` taps `off`, adds `sum over rows i < rows, columns j of g[i * ow + j] *
+/// input(tap, i, j)` to `acc[t]` (`g` holds `rows` rows of `ow`; `keep = tail_keep(ow)`).
+/// Rows narrower than a vector go to `sacc` as scalars.
+///
+/// # Safety
+/// `t.in_bounds(rows)`, `t.off.len() == T`.
+#[inline(always)]
+pub(crate) unsafe fn dot_rows<V: Vector<Elem = f32>, const T: usize>(
+    acc: &mut [V; T],
+    sacc: &mut [f32; T],
+    t: Taps<'_>,
+    g: &[f32],
+    keep: V,
+) {
+    let (l, ow) = (V::LANES, t.ow);
+    let off: &[usize; T] = t.off.try_into().expect("T taps");
+    for (i, g) in g.chunks_exact(ow).enumerate() {
+        let row = t.x[i * t.stride..].as_ptr();
+        if ow < l {
+            for (s, &o) in sacc.iter_mut().zip(off) {
+                for (j, &gv) in g.iter().enumerate() {
+                    // SAFETY: `j < ow`: inside `x` (`in_bounds`).
+                    *s += gv * unsafe { *row.add(o + j) };
+                }
+            }
+            continue;
+        }
+        let whole = ow / l;
+        for j in (0..whole).map(|v| v * l) {
+            // SAFETY (loads): `j + LANES <= ow`: inside the `g` row and inside `x`.
+            let gv = unsafe { V::load(g.as_ptr().add(j)) };
+            for (a, &o) in acc.iter_mut().zip(off) {
+                *a = gv.mul_add(unsafe { V::load(row.add(o + j)) }, *a);
+            }
+        }
+        if whole * l < ow {
+            let last = ow - l;
+            // SAFETY (loads): as above.
+            let gv = unsafe { V::load(g.as_ptr().add(last)) };
+            for (a, &o) in acc.iter_mut().zip(off) {
+                let xv = unsafe { V::load(row.add(o + last)) };
+                *a = a.add(gv.mul(xv).and(keep));
+            }
+        }
+    }
+}
