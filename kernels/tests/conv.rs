@@ -248,6 +248,49 @@ proptest! {
     }
 }
 
+/// Depthwise shapes for the padded-plane kernels (`conv/depthwise.rs`): strides per axis
+/// (phase-split planes), asymmetric and odd padding, dilation, rows narrower than a vector,
+/// and kernels past 64 taps (the stencil fallback of `direct.rs`).
+fn depthwise_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (
+            1usize..3,
+            1usize..5,
+            1usize..24,
+            1usize..24,
+            1usize..4,
+            1usize..4,
+        ),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        (1usize..4, 1usize..4, 1usize..3, 1usize..3),
+    )
+        .prop_filter_map(
+            "invalid shape",
+            |((n, c, h, w, r, s), pad, (sh, sw, dh, dw))| {
+                Conv2dParams::builder(n, c, h, w, c, r, s)
+                    .stride(sh, sw)
+                    .padding(pad.0, pad.1, pad.2, pad.3)
+                    .dilation(dh, dw)
+                    .groups(c)
+                    .build()
+                    .ok()
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn depthwise_matches_reference(p in depthwise_params(), seed in 0u64..1000) {
+        let c = case(&p, seed);
+        for isa in Isa::ALL {
+            let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
+            check_against_reference(&p, &c, &got, &format!("Native/{isa:?} {p:?}"));
+        }
+    }
+}
+
 /// An infinite input element makes exactly the weight-gradient entries NaN or infinite that
 /// the definition does: the implicit path's junk columns (which read real image elements)
 /// must not add `inf * 0` anywhere else.

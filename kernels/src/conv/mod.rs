@@ -38,6 +38,7 @@
 //! bitwise identical for any number of threads. NaN and infinities propagate as in the plain
 //! sums (a NaN input makes the outputs it reaches NaN; padding contributes exact zeros).
 
+mod depthwise;
 mod direct;
 mod gemm_path;
 mod im2col;
@@ -109,6 +110,10 @@ pub fn conv2d_forward(
     check_backend(backend, p, ws)?;
     match backend {
         Backend::Reference => conv2d_forward_reference(p, x, w, bias, y),
+        _ if depthwise::applies(p) => {
+            depthwise::forward(p, x, w, bias, y);
+            Ok(())
+        }
         _ if p.is_depthwise() => {
             direct::depthwise_forward(p, x, w, bias, y);
             Ok(())
@@ -140,7 +145,9 @@ pub fn conv2d_backward_data(
     match backend {
         Backend::Reference => conv2d_backward_data_reference(p, dy, w, dx),
         _ if p.is_depthwise() => {
-            direct::depthwise_backward_data(p, dy, w, dx);
+            if !(depthwise::applies(p) && depthwise::backward_data(p, dy, w, dx)) {
+                direct::depthwise_backward_data(p, dy, w, dx);
+            }
             Ok(())
         }
         Backend::Native => match p.adjoint() {
@@ -175,6 +182,10 @@ pub fn conv2d_backward_weight(
     }
     if p.n == 0 {
         dw.fill(0.0);
+        return Ok(());
+    }
+    if depthwise::applies(p) {
+        depthwise::backward_weight(p, x, dy, dw);
         return Ok(());
     }
     if p.is_depthwise() {

@@ -11,7 +11,7 @@
 use crate::simd::Vector;
 
 /// Most taps a direct kernel takes per sweep.
-pub(crate) const MAX_TAPS: usize = 32;
+pub(crate) const MAX_TAPS: usize = 64;
 
 /// An input read through tap offsets (see the module doc).
 #[derive(Clone, Copy)]

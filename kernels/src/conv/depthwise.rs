@@ -1,0 +1,345 @@
+//! Depthwise convolutions (`groups == c == k`) on padded planes: each input plane is first
+//! copied into a zero-bordered scratch, split into its `sh * sw` stride phases (rows `a` mod
+//! `sh`, columns `b` mod `sw`; see `wide.rs`), where every tap of every output row is one
+//! contiguous, in-bounds run. The row kernels of `rows.rs` then need no edge cases: no scalar
+//! border columns, no per-row tap bookkeeping, no strided gathers. The copy is one pass over a
+//! plane that stays in L1/L2.
+//!
+//! - Forward: per output row, up to 8 column vectors in registers while the taps stream by.
+//! - Backward-data, stride 1: the forward pass over `dy` with the kernel flipped and the
+//!   complementary padding (`dilation * (r - 1) - pad`). Other strides (and padding beyond
+//!   the kernel's extent) keep the tap-by-tap scatter of `direct.rs`.
+//! - Backward-weight: per channel, one accumulator per tap over the batch's rows of `dy`.
+//!
+//! Padding cells are zeros that meet the weights, as in the GEMM paths (an infinite weight
+//! makes the outputs it touches NaN there too). Planes are split over threads whole, and each
+//! sum runs in a fixed order, so results do not depend on the thread count.
+
+use super::params::Conv2dParams;
+use super::rows::{conv_row, dot_rows, tail_keep, Taps, MAX_TAPS};
+use crate::simd::{dispatch, Isa, SimdFn, Vector};
+use rayon::prelude::*;
+use std::cell::Cell;
+
+/// Planes per rayon task (a plane is one image channel).
+const PLANES_PER_TASK: usize = 4;
+
+/// Taps per register block of the weight gradient (3x3 in one).
+const TB: usize = 9;
+
+/// A zero-padded, phase-split copy of an `h x w` plane, as the stencils read it.
+#[derive(Clone, Copy)]
+struct Padded {
+    h: usize,
+    w: usize,
+    /// Padding above and left (below and right follow from `hq`, `wq`).
+    top: usize,
+    left: usize,
+    /// Strides: the number of phases per axis.
+    sh: usize,
+    sw: usize,
+    /// Phase plane height and width.
+    hq: usize,
+    wq: usize,
+}
+
+impl Padded {
+    /// The copy for an `h x w` plane padded by `(top, bottom, left, right)`, read with strides
+    /// `(sh, sw)`; `None` if its size overflows (the caller falls back).
+    fn new(
+        h: usize,
+        w: usize,
+        pad: (usize, usize, usize, usize),
+        sh: usize,
+        sw: usize,
+    ) -> Option<Self> {
+        let hp = h.checked_add(pad.0)?.checked_add(pad.1)?;
+        let wp = w.checked_add(pad.2)?.checked_add(pad.3)?;
+        let pad = Padded {
+            h,
+            w,
+            top: pad.0,
+            left: pad.2,
+            sh,
+            sw,
+            hq: hp.div_ceil(sh),
+            wq: wp.div_ceil(sw),
+        };
+        [pad.sw, pad.hq, pad.wq]
+            .iter()
+            .try_fold(pad.sh, |a, &b| a.checked_mul(b))
+            .map(|_| pad)
+    }
+
+    fn len(&self) -> usize {
+        self.sh * self.sw * self.hq * self.wq
+    }
+
+    /// Where padded element `(dr, dc)` (from a row's first element) lands: in phase
+    /// `(dr mod sh, dc mod sw)`, at `(dr / sh, dc / sw)`.
+    fn offset(&self, dr: usize, dc: usize) -> usize {
+        (((dr % self.sh) * self.sw + dc % self.sw) * self.hq + dr / self.sh) * self.wq
+            + dc / self.sw
+    }
+
+    /// Writes `src` (`h x w`) into `dst` (`len()`), zeros around it.
+    fn fill(&self, src: &[f32], dst: &mut [f32]) {
+        dst.fill(0.0);
+        for (i, row) in src.chunks_exact(self.w).enumerate() {
+            let pr = i + self.top;
+            if self.sw == 1 {
+                let at = self.offset(pr, self.left);
+                dst[at..at + self.w].copy_from_slice(row);
+            } else {
+                // Columns `j0, j0 + sw, ...` land side by side in one phase.
+                for j0 in 0..self.sw.min(self.w) {
+                    let at = self.offset(pr, j0 + self.left);
+                    let n = (self.w - j0).div_ceil(self.sw);
+                    let src = row[j0..].iter().step_by(self.sw);
+                    dst[at..at + n]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(d, &v)| *d = v);
+                }
+            }
+        }
+    }
+
+    /// Tap offsets of an `r x s` kernel with dilation `(dh, dw)`, in `(r, s)` order, flipped
+    /// (last tap first) if `flip`.
+    fn taps(&self, r: usize, s: usize, dil: (usize, usize), flip: bool) -> [usize; MAX_TAPS] {
+        let mut off = [0; MAX_TAPS];
+        for (t, o) in off.iter_mut().take(r * s).enumerate() {
+            let t = if flip { r * s - 1 - t } else { t };
+            *o = self.offset(t / s * dil.0, t % s * dil.1);
+        }
+        off
+    }
+}
+
+thread_local! {
+    /// One padded plane, kept between calls (taken out while in use).
+    static PLANE: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with a scratch of `len` elements.
+fn with_plane<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = PLANE.with(Cell::take);
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    PLANE.with(|c| c.set(buf));
+    r
+}
+
+/// The padded input plane of `p`'s forward and backward-weight passes.
+fn input_plane(p: &Conv2dParams) -> Option<Padded> {
+    Padded::new(p.h, p.w, p.pad, p.stride.0, p.stride.1)
+}
+
+/// Whether the padded-plane kernels take `p` (at most `MAX_TAPS` taps).
+pub(crate) fn applies(p: &Conv2dParams) -> bool {
+    p.is_depthwise() && p.r * p.s <= MAX_TAPS && p.oh > 0 && p.ow > 0 && input_plane(p).is_some()
+}
+
+/// Depthwise forward.
+pub(crate) fn forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let pad = input_plane(p).expect("applies() checked the plane");
+    let off = pad.taps(p.r, p.s, p.dilation, false);
+    let rs = p.r * p.s;
+    let init = |c: usize| bias.map_or(0.0, |b| b[c]);
+    let ws = |c: usize| &w[c * rs..(c + 1) * rs];
+    planes(p.c, pad, &off[..rs], (p.oh, p.ow), x, y, ws, init);
+}
+
+/// Depthwise backward-data, stride 1 with padding at most the kernel's extent: the forward
+/// pass over `dy` with the flipped kernel. Returns false (doing nothing) for other shapes.
+pub(crate) fn backward_data(p: &Conv2dParams, dy: &[f32], w: &[f32], dx: &mut [f32]) -> bool {
+    let (er, es) = ((p.r - 1) * p.dilation.0, (p.s - 1) * p.dilation.1);
+    let (pt, pb, pl, pr) = p.pad;
+    if p.stride != (1, 1) || pt.max(pb) > er || pl.max(pr) > es {
+        return false;
+    }
+    let Some(pad) = Padded::new(p.oh, p.ow, (er - pt, er - pb, es - pl, es - pr), 1, 1) else {
+        return false;
+    };
+    let off = pad.taps(p.r, p.s, p.dilation, true);
+    let rs = p.r * p.s;
+    let ws = |c: usize| &w[c * rs..(c + 1) * rs];
+    planes(p.c, pad, &off[..rs], (p.h, p.w), dy, dx, ws, |_| 0.0);
+    true
+}
+
+/// Every plane of `out` (`out_h x out_w`) from the matching plane of `inp` (`pad.h x
+/// pad.w`), planes in parallel: channel `c` with weights `ws(c)` and initial value
+/// `init(c)`.
+#[allow(clippy::too_many_arguments)]
+fn planes<'w>(
+    c: usize,
+    pad: Padded,
+    off: &[usize],
+    (out_h, out_w): (usize, usize),
+    inp: &[f32],
+    out: &mut [f32],
+    ws: impl Fn(usize) -> &'w [f32] + Sync,
+    init: impl Fn(usize) -> f32 + Sync,
+) {
+    let isa = Isa::active();
+    out.par_chunks_mut(out_h * out_w)
+        .zip(inp.par_chunks(pad.h * pad.w))
+        .enumerate()
+        .with_min_len(PLANES_PER_TASK)
+        .for_each(|(plane, (o, i))| {
+            with_plane(pad.len(), |scratch| {
+                pad.fill(i, scratch);
+                let t = Taps {
+                    x: scratch,
+                    off,
+                    stride: pad.wq,
+                    ow: out_w,
+                };
+                let (w, b) = (ws(plane % c), init(plane % c));
+                dispatch(
+                    isa,
+                    Plane {
+                        t,
+                        out_h,
+                        w,
+                        b,
+                        out: o,
+                    },
+                );
+            })
+        });
+}
+
+/// One output plane of a padded-plane stencil.
+struct Plane<'a> {
+    t: Taps<'a>,
+    out_h: usize,
+    w: &'a [f32],
+    b: f32,
+    out: &'a mut [f32],
+}
+
+impl SimdFn<f32> for Plane<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        let ow = self.t.ow;
+        assert!(
+            self.t.in_bounds(self.out_h),
+            "depthwise: padded plane too short"
+        );
+        assert_eq!(
+            self.out.len(),
+            self.out_h * ow,
+            "depthwise: output plane length"
+        );
+        for (oh, row) in self.out.chunks_exact_mut(ow).enumerate() {
+            // SAFETY: `in_bounds` above; `row` holds the `ow` outputs of row `oh`.
+            unsafe { conv_row::<V, 1>(self.t, oh, self.w, [self.b], row.as_mut_ptr(), 0) };
+        }
+    }
+}
+
+/// Depthwise backward-weight, channels in parallel.
+pub(crate) fn backward_weight(p: &Conv2dParams, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let isa = Isa::active();
+    let pad = input_plane(p).expect("applies() checked the plane");
+    let off = pad.taps(p.r, p.s, p.dilation, false);
+    let rs = p.r * p.s;
+    dw.par_chunks_mut(rs).enumerate().for_each(|(c, dwc)| {
+        with_plane(pad.len(), |scratch| {
+            let g = Grad {
+                p,
+                pad,
+                off: &off[..rs],
+                c,
+                x,
+                dy,
+            };
+            for t0 in (0..rs).step_by(TB) {
+                let tn = TB.min(rs - t0);
+                let sums = dispatch(
+                    isa,
+                    GradTaps {
+                        g: &g,
+                        scratch: &mut *scratch,
+                        t0,
+                        tn,
+                    },
+                );
+                dwc[t0..t0 + tn].copy_from_slice(&sums[..tn]);
+            }
+        })
+    });
+}
+
+/// The weight gradient of channel `c`.
+struct Grad<'a> {
+    p: &'a Conv2dParams,
+    pad: Padded,
+    off: &'a [usize],
+    c: usize,
+    x: &'a [f32],
+    dy: &'a [f32],
+}
+
+/// Taps `t0..t0 + tn` of a [`Grad`] (each image's padded plane is refilled into `scratch`
+/// per tap block).
+struct GradTaps<'a, 'g> {
+    g: &'a Grad<'g>,
+    scratch: &'a mut [f32],
+    t0: usize,
+    tn: usize,
+}
+
+impl SimdFn<f32> for GradTaps<'_, '_> {
+    type Output = [f32; TB];
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) -> [f32; TB] {
+        match self.tn {
+            9 => self.sums::<V, 9>(),
+            8 => self.sums::<V, 8>(),
+            7 => self.sums::<V, 7>(),
+            6 => self.sums::<V, 6>(),
+            5 => self.sums::<V, 5>(),
+            4 => self.sums::<V, 4>(),
+            3 => self.sums::<V, 3>(),
+            2 => self.sums::<V, 2>(),
+            _ => self.sums::<V, 1>(),
+        }
+    }
+}
+
+impl GradTaps<'_, '_> {
+    #[inline(always)]
+    fn sums<V: Vector<Elem = f32>, const T: usize>(self) -> [f32; TB] {
+        let g = self.g;
+        let p = g.p;
+        let (hw, ohw) = (p.h * p.w, p.oh * p.ow);
+        let off = &g.off[self.t0..self.t0 + T];
+        let keep = tail_keep::<V>(p.ow);
+        let (mut acc, mut sacc) = ([V::zero(); T], [0.0f32; T]);
+        for b in 0..p.n {
+            let plane = b * p.c + g.c;
+            g.pad.fill(&g.x[plane * hw..(plane + 1) * hw], self.scratch);
+            let t = Taps {
+                x: self.scratch,
+                off,
+                stride: g.pad.wq,
+                ow: p.ow,
+            };
+            assert!(t.in_bounds(p.oh), "depthwise: padded plane too short");
+            // SAFETY: `in_bounds` just checked; `off.len() == T`.
+            unsafe { dot_rows::<V, T>(&mut acc, &mut sacc, t, &g.dy[plane * ohw..][..ohw], keep) };
+        }
+        let mut sums = [0.0f32; TB];
+        for ((s, a), &sa) in sums.iter_mut().zip(&acc).zip(&sacc) {
+            *s = a.reduce_sum() + sa;
+        }
+        sums
+    }
+}
