@@ -9,7 +9,7 @@
 
 use super::driver::{PAR_CHUNK, PAR_MIN_LEN};
 use crate::error::{check_len, checked_mul, KernelError};
-use crate::simd::math::{exp, exp_nonpos};
+use crate::simd::math::{exp, exp_nonpos, exp_nonpos_scaled, EXP_SCALE};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use crate::Backend;
 use rayon::prelude::*;
@@ -46,7 +46,10 @@ pub(crate) fn row_max<V: Vector<Elem = f32>>(x: &[f32]) -> f32 {
 }
 
 /// Writes `out[j] = exp(x[j] - m)` (if `STORE`) and returns `sum_j exp(x[j] - m)`, summed in
-/// lane-wise partial sums then across lanes (a fixed order for a given ISA).
+/// lane-wise partial sums then across lanes (a fixed order for a given ISA). Without `STORE`
+/// the terms are summed scaled by `EXP_SCALE` (see [`exp_nonpos_scaled`]) and the sum scaled
+/// back once: one multiply per vector fewer, and the same sum (scaling by a power of two is
+/// exact; only terms below `f32::MIN_POSITIVE` round differently, far below the sum's ulp).
 #[inline(always)]
 pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     x: &[f32],
@@ -57,6 +60,13 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     let n = x.len();
     debug_assert!(!STORE || out.len() == n);
     let vm = V::splat(m);
+    let term = |d: V| {
+        if STORE {
+            exp_nonpos(d)
+        } else {
+            exp_nonpos_scaled(d)
+        }
+    };
     let (mut s0, mut s1) = (V::zero(), V::zero());
     let mut i = 0;
     // SAFETY: loads and stores cover `LANES` elements starting below `n - LANES + 1`;
@@ -64,8 +74,8 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     unsafe {
         while i + 2 * l <= n {
             let p = x.as_ptr().add(i);
-            let e0 = exp_nonpos(V::load(p).sub(vm));
-            let e1 = exp_nonpos(V::load(p.add(l)).sub(vm));
+            let e0 = term(V::load(p).sub(vm));
+            let e1 = term(V::load(p.add(l)).sub(vm));
             if STORE {
                 e0.store(out.as_mut_ptr().add(i));
                 e1.store(out.as_mut_ptr().add(i + l));
@@ -75,7 +85,7 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
             i += 2 * l;
         }
         if i + l <= n {
-            let e0 = exp_nonpos(V::load(x.as_ptr().add(i)).sub(vm));
+            let e0 = term(V::load(x.as_ptr().add(i)).sub(vm));
             if STORE {
                 e0.store(out.as_mut_ptr().add(i));
             }
@@ -85,13 +95,19 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>, const STORE: bool>(
     }
     let mut sum = s0.add(s1).reduce_sum();
     for j in i..n {
-        let e = exp_nonpos::<f32>(x[j] - m);
         if STORE {
+            let e = exp_nonpos::<f32>(x[j] - m);
             out[j] = e;
+            sum += e;
+        } else {
+            sum += exp_nonpos_scaled::<f32>(x[j] - m);
         }
-        sum += e;
     }
-    sum
+    if STORE {
+        sum
+    } else {
+        sum * (1.0 / EXP_SCALE)
+    }
 }
 
 /// `y[j] = y[j] * k + c` over a row, in place.
