@@ -252,32 +252,70 @@ impl<T: PackCache> Plan<'_, T> {
 
 /// One row block (m <= MC): threads split the columns and run the whole K loop each, packing
 /// a few B panels at a time just before the row panels use them (each B element is used by
-/// this one row block only, so a shared packed B block would only add traffic). One fork-join
-/// per call.
+/// this one row block only, so a shared packed B block would only add traffic).
 ///
-/// Every column task packs the whole of A itself, into its own scratch. That duplicates the
-/// (small) A packing on each thread, but a shared packed A costs more: a join before the
-/// column tasks, and every thread but the packer pulling all of A from the other core's
-/// cache. Measured for mlp_fwd (64 x 128 x 784) at 2 threads: 87 us shared, 74 us private.
+/// A small packed A (at most `PRIVATE_A_BYTES`) is packed by every column task itself, into
+/// its own scratch: that duplicates the packing on each thread, but a shared one costs more
+/// there, a join before the column tasks and every thread but the packer pulling all of A
+/// from the other core's cache (mlp_fwd, 64 x 128 x 784, at 2 threads: 87 us shared, 74 us
+/// private). A larger one (a long K) is packed once, in parallel, then shared.
 fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
     let (m, n, k) = (p.g.m, p.g.n, p.g.k);
     let mp = m.div_ceil(K::MR) * K::MR;
     let n_panels = n.div_ceil(K::NR);
     let (chunk_panels, chunks) = p.column_chunks(n_panels, n_panels);
-    p.for_each_task(chunks, |cc| {
+    if chunks > 1 && mp * k * std::mem::size_of::<T>() <= PRIVATE_A_BYTES {
+        p.for_each_task(chunks, |cc| {
+            with_scratch(T::cache_a(), mp * k, |a_pack| {
+                pack_a_whole::<T, K>(p, a_pack, false);
+                skinny_columns::<T, K>(p, a_pack, cc, chunk_panels);
+            })
+        });
+    } else {
         with_scratch(T::cache_a(), mp * k, |a_pack| {
-            // K block by K block, panel by panel: block `pc` holds `mp x kc` at `pc * mp`.
-            for pc in (0..k).step_by(p.kc_max) {
-                let kc = p.kc_max.min(k - pc);
-                let block = &mut a_pack[pc * mp..(pc + kc) * mp];
-                for (panel, out) in block.chunks_mut(kc * K::MR).enumerate() {
-                    let i0 = panel * K::MR;
-                    pack_a(p.a, K::MR, i0, K::MR.min(m - i0), pc, kc, out);
-                }
-            }
-            skinny_columns::<T, K>(p, a_pack, cc, chunk_panels);
-        })
-    });
+            pack_a_whole::<T, K>(p, a_pack, p.threads > 1);
+            let a_pack = &*a_pack;
+            p.for_each_task(chunks, |cc| {
+                skinny_columns::<T, K>(p, a_pack, cc, chunk_panels)
+            });
+        });
+    }
+}
+
+/// Largest packed A that each column task of a skinny product packs for itself.
+const PRIVATE_A_BYTES: usize = 256 << 10;
+
+/// Packs the whole of A (one row block) into `a_pack`: K block `pc` holds `mp x kc` at
+/// `pc * mp`, panel by panel; in parallel if `parallel` (rayon workers that found no work
+/// for a few tens of microseconds are asleep, and waking one costs ~40 us here: forking
+/// first lets the wake-up overlap the packing instead of delaying the column tasks).
+fn pack_a_whole<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>, a_pack: &mut [T], parallel: bool) {
+    let (m, k) = (p.g.m, p.g.k);
+    let mp = m.div_ceil(K::MR) * K::MR;
+    // Full K blocks (depth kc_max) first, then the shorter last one; chunk `c` of a region is
+    // the panel of rows (c % panels) * MR.. in K block c / panels.
+    let panels = mp / K::MR;
+    let full = k / p.kc_max * p.kc_max;
+    let (head, tail) = a_pack.split_at_mut(full * mp);
+    let pack_panel = |kc: usize, pc0: usize, c: usize, panel: &mut [T]| {
+        let (pc, i0) = (pc0 + c / panels * kc, c % panels * K::MR);
+        pack_a(p.a, K::MR, i0, K::MR.min(m - i0), pc, kc, panel);
+    };
+    let kc_last = (k - full).max(1);
+    // One pass (one fork) over the panels of both regions.
+    if parallel {
+        let head = head.par_chunks_mut(p.kc_max * K::MR).enumerate();
+        let tail = tail.par_chunks_mut(kc_last * K::MR).enumerate();
+        head.map(|(c, x)| (p.kc_max, 0, c, x))
+            .chain(tail.map(|(c, x)| (kc_last, full, c, x)))
+            .for_each(|(kc, pc0, c, x)| pack_panel(kc, pc0, c, x));
+    } else {
+        let head = head.chunks_mut(p.kc_max * K::MR).enumerate();
+        let tail = tail.chunks_mut(kc_last * K::MR).enumerate();
+        head.map(|(c, x)| (p.kc_max, 0, c, x))
+            .chain(tail.map(|(c, x)| (kc_last, full, c, x)))
+            .for_each(|(kc, pc0, c, x)| pack_panel(kc, pc0, c, x));
+    }
 }
 
 /// The columns of chunk `cc` (`chunk_panels` B panels wide) of a skinny product, with A
