@@ -7,8 +7,9 @@
 //!
 //! - Forward: per output row, up to 8 column vectors in registers while the taps stream by.
 //! - Backward-data, stride 1: the forward pass over `dy` with the kernel flipped and the
-//!   complementary padding (`dilation * (r - 1) - pad`). Other strides (and padding beyond
-//!   the kernel's extent) keep the tap-by-tap scatter of `direct.rs`.
+//!   complementary padding (`dilation * (r - 1) - pad`; padding beyond the kernel's extent
+//!   keeps the tap-by-tap scatter of `direct.rs`). Larger strides: phase by phase, each a
+//!   stride-1 pass over a bordered `dy` (see [`backward_data_strided`]).
 //! - Backward-weight: per channel, one accumulator per tap over the batch's rows of `dy`.
 //!
 //! Padding cells are zeros that meet the weights, as in the GEMM paths (an infinite weight
@@ -105,6 +106,19 @@ impl Padded {
         }
     }
 
+    /// The inverse of [`fill`](Self::fill): reads the `h x w` plane back out of `src`.
+    fn unfill(&self, src: &[f32], dst: &mut [f32]) {
+        for (i, row) in dst.chunks_exact_mut(self.w).enumerate() {
+            let pr = i + self.top;
+            for j0 in 0..self.sw.min(self.w) {
+                let at = self.offset(pr, j0 + self.left);
+                let n = (self.w - j0).div_ceil(self.sw);
+                let out = row[j0..].iter_mut().step_by(self.sw);
+                out.zip(&src[at..at + n]).for_each(|(d, &v)| *d = v);
+            }
+        }
+    }
+
     /// Tap offsets of an `r x s` kernel with dilation `(dh, dw)`, in `(r, s)` order, flipped
     /// (last tap first) if `flip`.
     fn taps(&self, r: usize, s: usize, dil: (usize, usize), flip: bool) -> [usize; MAX_TAPS] {
@@ -169,6 +183,106 @@ pub(crate) fn backward_data(p: &Conv2dParams, dy: &[f32], w: &[f32], dx: &mut [f
     let ws = |c: usize| &w[c * rs..(c + 1) * rs];
     planes(p.c, pad, &off[..rs], (p.h, p.w), dy, dx, ws, |_| 0.0);
     true
+}
+
+/// Depthwise backward-data for strides above 1, phase by phase: phase `(a, b)` of the padded
+/// `dx` (see [`Padded`]) only receives the taps with `r * dh mod sh == a` and `s * dw mod sw
+/// == b`, and for those it is a stride-1 correlation of `dy` at offsets `(-(r * dh / sh),
+/// -(s * dw / sw))`. So each phase is a row-kernel pass over a zero-bordered copy of `dy`,
+/// and the phases are copied back out into `dx` (dropping the padding).
+pub(crate) fn backward_data_strided(
+    p: &Conv2dParams,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+) -> bool {
+    let (sh, sw) = p.stride;
+    let Some(out) = input_plane(p) else {
+        return false;
+    };
+    let (top, left) = ((p.r - 1) * p.dilation.0 / sh, (p.s - 1) * p.dilation.1 / sw);
+    let (bottom, right) = (out.hq.saturating_sub(p.oh), out.wq.saturating_sub(p.ow));
+    let Some(inp) = Padded::new(p.oh, p.ow, (top, bottom, left, right), 1, 1) else {
+        return false;
+    };
+    let Some(len) = inp.len().checked_add(out.len()) else {
+        return false;
+    };
+    let isa = Isa::active();
+    let rs = p.r * p.s;
+    dx.par_chunks_mut(p.h * p.w)
+        .zip(dy.par_chunks(p.oh * p.ow))
+        .enumerate()
+        .with_min_len(PLANES_PER_TASK)
+        .for_each(|(plane, (dxp, dyp))| {
+            with_plane(len, |scratch| {
+                let (ib, ob) = scratch.split_at_mut(inp.len());
+                inp.fill(dyp, ib);
+                let c = plane % p.c;
+                let job = Phases {
+                    p,
+                    inp,
+                    out,
+                    top,
+                    left,
+                    w: &w[c * rs..(c + 1) * rs],
+                    dy: ib,
+                    phases: &mut *ob,
+                };
+                dispatch(isa, job);
+                out.unfill(ob, dxp);
+            })
+        });
+    true
+}
+
+/// The phases of one padded `dx` plane (see [`backward_data_strided`]).
+struct Phases<'a> {
+    p: &'a Conv2dParams,
+    inp: Padded,
+    out: Padded,
+    top: usize,
+    left: usize,
+    w: &'a [f32],
+    dy: &'a [f32],
+    phases: &'a mut [f32],
+}
+
+impl SimdFn<f32> for Phases<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        let (p, out) = (self.p, self.out);
+        let (sh, sw) = (p.stride.0, p.stride.1);
+        let plane = out.hq * out.wq;
+        for a in 0..sh {
+            for b in 0..sw {
+                // This phase's taps: offsets into the bordered `dy`, and weights.
+                let (mut off, mut wt, mut n) = ([0usize; MAX_TAPS], [0.0f32; MAX_TAPS], 0);
+                for t in 0..p.r * p.s {
+                    let (dr, dc) = (t / p.s * p.dilation.0, t % p.s * p.dilation.1);
+                    if dr % sh == a && dc % sw == b {
+                        off[n] = self.inp.offset(self.top - dr / sh, self.left - dc / sw);
+                        wt[n] = self.w[t];
+                        n += 1;
+                    }
+                }
+                let t = Taps {
+                    x: self.dy,
+                    off: &off[..n],
+                    stride: self.inp.wq,
+                    ow: out.wq,
+                };
+                assert!(t.in_bounds(out.hq), "depthwise: bordered dy too short");
+                let base = (a * sw + b) * plane;
+                let ph = &mut self.phases[base..base + plane];
+                for (i, row) in ph.chunks_exact_mut(out.wq).enumerate() {
+                    // SAFETY: `in_bounds` above; `row` holds the phase's `wq` outputs of row i.
+                    unsafe { conv_row::<V, 1>(t, i, &wt[..n], [0.0], row.as_mut_ptr(), 0) };
+                }
+            }
+        }
+    }
 }
 
 /// Every plane of `out` (`out_h x out_w`) from the matching plane of `inp` (`pad.h x

@@ -145,7 +145,10 @@ pub fn conv2d_backward_data(
     match backend {
         Backend::Reference => conv2d_backward_data_reference(p, dy, w, dx),
         _ if p.is_depthwise() => {
-            if !(depthwise::applies(p) && depthwise::backward_data(p, dy, w, dx)) {
+            let done = depthwise::applies(p)
+                && (depthwise::backward_data(p, dy, w, dx)
+                    || depthwise::backward_data_strided(p, dy, w, dx));
+            if !done {
                 direct::depthwise_backward_data(p, dy, w, dx);
             }
             Ok(())
