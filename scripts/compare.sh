@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Side-by-side native vs OpenBLAS for the suite's gemm cases, alternating backends several
 # times (the machine is shared and noisy), printing the median GFLOP/s of each.
-# usage: scripts/compare.sh THREADS ROUNDS [OP] [case...]
+# usage: [SUITE=file] scripts/compare.sh THREADS ROUNDS [OP] [case...]
 set -euo pipefail
 threads=${1:-1}; rounds=${2:-3}; op=${3:-gemm}; shift 3 || true
 bin=target/release/nnkern-bench
+suite=${SUITE:-../shared/bench/suite.json}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=($(python3 -c "import json;print(' '.join(c['name'] for c in json.load(open('../shared/bench/suite.json'))['$op']))"))
+[ ${#cases[@]} -gt 0 ] || cases=($(python3 -c "import json;print(' '.join(c['name'] for c in json.load(open('$suite'))['$op']))"))
 for c in "${cases[@]}"; do
   for r in $(seq "$rounds"); do
     for be in native openblas; do
-      $bin --op "$op" --case "$c" --backend $be --threads "$threads" --target-s 0.3
+      $bin --suite "$suite" --op "$op" --case "$c" --backend $be --threads "$threads" --target-s 0.3
     done
   done
 done | python3 -c '

@@ -202,6 +202,41 @@ proptest! {
     }
 }
 
+/// Every alpha/beta pair of the sampled scalars (the special cases 0 and 1 included) on
+/// every transpose and ISA, for a tiny product (direct path), a matrix-vector one and a
+/// packed one: each special case has its own code in every path.
+#[test]
+fn every_alpha_beta_pair_on_every_path() {
+    let scalars = [0.0, 1.0, -1.0, 0.5, 2.5];
+    let shapes = [(3, 5, 4), (16, 16, 16), (7, 1, 33), (40, 37, 20)];
+    for (m, n, k) in shapes {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            for alpha in scalars {
+                for beta in scalars {
+                    let c = Case {
+                        m,
+                        n,
+                        k,
+                        ta,
+                        tb,
+                        alpha,
+                        beta,
+                        pad: [1, 0, 2],
+                        seed: 7,
+                    };
+                    let p = c.problem();
+                    for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+                        with_isa(isa, || check::<f32>(Backend::Native, &p))
+                            .unwrap_or_else(|e| panic!("{isa:?} {c:?}: {e}"));
+                        with_isa(isa, || check::<f64>(Backend::Native, &p))
+                            .unwrap_or_else(|e| panic!("{isa:?} {c:?}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn large_blocks_cross_every_cache_block_edge() {
     // m > MC, n > one NC block for the scalar/wide kernels, k > KC: every loop of the frame

@@ -122,6 +122,9 @@ fn run<T: PackCache + crate::simd::SimdElem, K: GemmKernel<T>>(
         scale_c(g.beta, c, m, n, l.ldc);
         return;
     }
+    if gather.is_none() && super::tiny::run(g, l, a, b, c) {
+        return;
+    }
     if gather.is_none() && super::thin::run(g, l, a, b, c) {
         return;
     }

@@ -31,6 +31,7 @@ mod openblas;
 mod pack;
 mod reference;
 mod thin;
+mod tiny;
 
 pub(crate) use pack::Gather;
 pub use reference::gemm_reference;
