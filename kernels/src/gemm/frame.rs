@@ -267,22 +267,31 @@ fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
     let mp = m.div_ceil(K::MR) * K::MR;
     let n_panels = n.div_ceil(K::NR);
     let (chunk_panels, chunks) = p.column_chunks(n_panels, n_panels);
-    if chunks > 1 && mp * k * std::mem::size_of::<T>() <= PRIVATE_A_BYTES {
-        p.for_each_task(chunks, |cc| {
-            with_scratch(T::cache_a(), mp * k, |a_pack| {
-                pack_a_whole::<T, K>(p, a_pack, false);
-                skinny_columns::<T, K>(p, a_pack, cc, chunk_panels);
-            })
-        });
-    } else {
-        with_scratch(T::cache_a(), mp * k, |a_pack| {
-            pack_a_whole::<T, K>(p, a_pack, p.threads > 1);
-            let a_pack = &*a_pack;
-            p.for_each_task(chunks, |cc| {
-                skinny_columns::<T, K>(p, a_pack, cc, chunk_panels)
-            });
-        });
-    }
+    let b_len = skinny_b_len::<T, K>(p);
+    // All scratch comes from the calling thread's pools, a slice per task: scratch taken
+    // inside the tasks would come from whichever worker ran them, and a worker meeting a
+    // size for the first time allocates, in any later step (the network layer promises none).
+    let private = chunks > 1 && mp * k * std::mem::size_of::<T>() <= PRIVATE_A_BYTES;
+    let a_len = if private { chunks * mp * k } else { mp * k };
+    with_scratch(T::cache_a(), a_len, |a_all| {
+        with_scratch(T::cache_b(), chunks * b_len, |b_all| {
+            let b_packs = b_all.par_chunks_mut(b_len).enumerate();
+            if private {
+                b_packs
+                    .zip(a_all.par_chunks_mut(mp * k))
+                    .for_each(|((cc, b_pack), a_pack)| {
+                        pack_a_whole::<T, K>(p, a_pack, false);
+                        skinny_columns::<T, K>(p, a_pack, b_pack, cc, chunk_panels);
+                    });
+            } else {
+                pack_a_whole::<T, K>(p, a_all, p.threads > 1);
+                let a_pack = &*a_all;
+                b_packs.for_each(|(cc, b_pack)| {
+                    skinny_columns::<T, K>(p, a_pack, b_pack, cc, chunk_panels)
+                });
+            }
+        })
+    });
 }
 
 /// Largest packed A that each column task of a skinny product packs for itself.
@@ -323,9 +332,26 @@ fn pack_a_whole<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>, a_pack: &mut [T
 
 /// The columns of chunk `cc` (`chunk_panels` B panels wide) of a skinny product, with A
 /// packed whole in `a_pack`.
+/// B scratch of one skinny column task, and the columns it packs at a time: B is packed a
+/// few panels at a time, sized to stay in L2 beside the packed A, or read in place when that
+/// is safe for L1 (see `b_in_place`; then only a partial last panel is packed).
+fn skinny_b_len<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) -> usize {
+    p.kc_max
+        * if b_in_place::<T>(p.b, p.kc_max, K::NR) {
+            K::NR
+        } else {
+            skinny_step::<T, K>(p)
+        }
+}
+
+fn skinny_step<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) -> usize {
+    K::NR * (SKINNY_B_BYTES / (p.kc_max * K::NR * std::mem::size_of::<T>())).max(1)
+}
+
 fn skinny_columns<T: PackCache, K: GemmKernel<T>>(
     p: &Plan<'_, T>,
     a_pack: &[T],
+    b_pack: &mut [T],
     cc: usize,
     chunk_panels: usize,
 ) {
@@ -333,13 +359,9 @@ fn skinny_columns<T: PackCache, K: GemmKernel<T>>(
     let mp = m.div_ceil(K::MR) * K::MR;
     let j0 = cc * chunk_panels * K::NR;
     let j1 = (j0 + chunk_panels * K::NR).min(n);
-    // B is packed a few panels at a time, sized to stay in L2 beside the packed A,
-    // or read in place when that is safe for L1 (see `b_in_place`).
     let in_place = b_in_place::<T>(p.b, p.kc_max, K::NR);
-    let panels = (SKINNY_B_BYTES / (p.kc_max * K::NR * std::mem::size_of::<T>())).max(1);
-    let step = K::NR * panels;
-    let b_len = p.kc_max * if in_place { K::NR } else { step };
-    with_scratch(T::cache_b(), b_len, |b_pack| {
+    let step = skinny_step::<T, K>(p);
+    {
         // Columns outermost: the m x step block of C stays in cache across K blocks.
         for j in (j0..j1).step_by(step) {
             let ncols = step.min(j1 - j);
@@ -369,7 +391,7 @@ fn skinny_columns<T: PackCache, K: GemmKernel<T>>(
                 unsafe { p.macro_block::<K>(&a_pack[pc * mp..], b, pc, kc, 0, m, j, ncols) };
             }
         }
-    });
+    }
 }
 
 /// Where the B panels of one macro-kernel call are (see `MacroArgs`).
