@@ -6,7 +6,8 @@
 //! An output row is covered by vectors of columns `0, LANES, ...`; when `ow` is not a multiple
 //! of LANES the last vector starts at `ow - LANES` and overlaps the one before. Outputs
 //! recompute the overlap (same bits); reductions mask it out of their products with an `and`
-//! (so even `0 * inf` adds nothing). Rows narrower than a vector run as scalars.
+//! (so even `0 * inf` adds nothing). Rows narrower than a vector run one column at a time,
+//! through the same code with `f32` (the scalar ISA's vector).
 
 use crate::simd::Vector;
 
@@ -45,11 +46,31 @@ pub(crate) unsafe fn conv_row<V: Vector<Elem = f32>, const KB: usize>(
     out: *mut f32,
     plane: usize,
 ) {
-    let l = V::LANES;
-    if t.ow < l {
-        // SAFETY: forwarded.
-        return unsafe { conv_row_scalar::<KB>(t, oh, w, init, out, plane) };
+    // Rows narrower than a vector run one column at a time (`f32` is the scalar ISA's vector).
+    // SAFETY: forwarded.
+    unsafe {
+        if t.ow < V::LANES {
+            conv_row_vectors::<f32, KB>(t, oh, w, init, out, plane)
+        } else {
+            conv_row_vectors::<V, KB>(t, oh, w, init, out, plane)
+        }
     }
+}
+
+/// [`conv_row`] for `LANES <= ow`.
+///
+/// # Safety
+/// As [`conv_row`].
+#[inline(always)]
+unsafe fn conv_row_vectors<V: Vector<Elem = f32>, const KB: usize>(
+    t: Taps<'_>,
+    oh: usize,
+    w: &[f32],
+    init: [f32; KB],
+    out: *mut f32,
+    plane: usize,
+) {
+    let l = V::LANES;
     // 8 accumulators: enough independent FMA chains for both FMA pipes.
     let max_u = 8 / KB;
     let nv = t.ow.div_ceil(l);
@@ -118,32 +139,6 @@ unsafe fn conv_block<V: Vector<Elem = f32>, const KB: usize, const U: usize>(
     }
 }
 
-/// [`conv_row`] one column at a time.
-///
-/// # Safety
-/// As [`conv_row`].
-unsafe fn conv_row_scalar<const KB: usize>(
-    t: Taps<'_>,
-    oh: usize,
-    w: &[f32],
-    init: [f32; KB],
-    out: *mut f32,
-    plane: usize,
-) {
-    let taps = t.off.len();
-    let row = &t.x[oh * t.stride..];
-    for j in 0..t.ow {
-        for (kk, &i) in init.iter().enumerate() {
-            let mut acc = i;
-            for (ti, &o) in t.off.iter().enumerate() {
-                acc += w[kk * taps + ti] * row[o + j];
-            }
-            // SAFETY: inside the caller's output row.
-            unsafe { *out.add(kk * plane + j) = acc };
-        }
-    }
-}
-
 /// The lanes of a row's last vector that the vector before did not cover (all bits set).
 #[inline(always)]
 pub(crate) fn tail_keep<V: Vector<Elem = f32>>(ow: usize) -> V {
@@ -159,7 +154,7 @@ pub(crate) fn tail_keep<V: Vector<Elem = f32>>(ow: usize) -> V {
 
 /// For each of the `T` taps `off`, adds `sum over rows i < rows, columns j of g[i * ow + j] *
 /// input(tap, i, j)` to `acc[t]` (`g` holds `rows` rows of `ow`; `keep = tail_keep(ow)`).
-/// Rows narrower than a vector go to `sacc` as scalars.
+/// Rows narrower than a vector go to `sacc`, one column at a time.
 ///
 /// # Safety
 /// `t.in_bounds(rows)`, `t.off.len() == T`.
@@ -171,19 +166,31 @@ pub(crate) unsafe fn dot_rows<V: Vector<Elem = f32>, const T: usize>(
     g: &[f32],
     keep: V,
 ) {
+    // SAFETY: forwarded.
+    unsafe {
+        if t.ow < V::LANES {
+            dot_rows_vectors::<f32, T>(sacc, t, g, tail_keep::<f32>(t.ow))
+        } else {
+            dot_rows_vectors::<V, T>(acc, t, g, keep)
+        }
+    }
+}
+
+/// [`dot_rows`] for `LANES <= ow`.
+///
+/// # Safety
+/// As [`dot_rows`].
+#[inline(always)]
+unsafe fn dot_rows_vectors<V: Vector<Elem = f32>, const T: usize>(
+    acc: &mut [V; T],
+    t: Taps<'_>,
+    g: &[f32],
+    keep: V,
+) {
     let (l, ow) = (V::LANES, t.ow);
     let off: &[usize; T] = t.off.try_into().expect("T taps");
     for (i, g) in g.chunks_exact(ow).enumerate() {
         let row = t.x[i * t.stride..].as_ptr();
-        if ow < l {
-            for (s, &o) in sacc.iter_mut().zip(off) {
-                for (j, &gv) in g.iter().enumerate() {
-                    // SAFETY: `j < ow`: inside `x` (`in_bounds`).
-                    *s += gv * unsafe { *row.add(o + j) };
-                }
-            }
-            continue;
-        }
         let whole = ow / l;
         for j in (0..whole).map(|v| v * l) {
             // SAFETY (loads): `j + LANES <= ow`: inside the `g` row and inside `x`.

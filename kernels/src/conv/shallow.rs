@@ -1,5 +1,6 @@
 //! Direct kernels for shallow convolutions: one group, stride 1, no padding or dilation, and
-//! few taps (`c * r * s < SHALLOW`, e.g. MNIST's first layer: one channel, 3x3). There a
+//! few taps (shallower than the implicit GEMM's `MIN_DEPTH`, e.g. MNIST's first layer: one
+//! channel, 3x3). There a
 //! GEMM is all overhead: its depth is the 9 taps, so im2col + GEMM writes every output twice
 //! (column tile, then the scatter adding the bias) and the weight gradient packs the whole of
 //! `dy` to reduce it against 9 columns. Here each output row is computed in registers and
@@ -15,12 +16,9 @@
 
 use super::params::Conv2dParams;
 use super::rows::{conv_row, dot_rows, tail_keep, Taps, MAX_TAPS};
+use super::wide::MIN_DEPTH;
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use rayon::prelude::*;
-
-/// Products shallower than this take the direct kernels (deeper ones the implicit GEMM of
-/// `wide.rs`, which starts here).
-const SHALLOW: usize = 32;
 
 /// Taps per register block of the weight gradient (one accumulator each; 3x3 in one).
 const TB: usize = 9;
@@ -31,7 +29,7 @@ pub(crate) fn applies(p: &Conv2dParams) -> bool {
         && p.stride == (1, 1)
         && p.dilation == (1, 1)
         && p.pad == (0, 0, 0, 0)
-        && p.c * p.r * p.s < SHALLOW
+        && p.c * p.r * p.s < MIN_DEPTH
         && p.ow >= 16
         && p.oh > 0
 }

@@ -39,7 +39,7 @@ const WIDE_COLS: usize = 2048;
 const MIN_TASKS: usize = 4;
 
 /// Shallowest `c/groups * r * s` that takes the implicit path.
-const MIN_DEPTH: usize = 32;
+pub(crate) const MIN_DEPTH: usize = 32;
 
 /// The implicit-im2col plan: a function of the shape only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
