@@ -4,7 +4,7 @@
 
 mod act_common;
 
-use act_common::{close, same_bits_across_pools, DENORM, EPS};
+use act_common::{adversarial_rows, close, same_bits_across_pools, DENORM, EPS};
 use nnkern_kernels::activation::*;
 use nnkern_kernels::simd::{with_isa, Isa};
 use nnkern_kernels::{Backend, KernelError};
@@ -64,6 +64,36 @@ fn softmax_row_ref(x: &[f64]) -> (Vec<f64>, Vec<f64>) {
     softmax_forward_reference(1, x.len(), x, &mut y).unwrap();
     log_softmax_forward_reference(1, x.len(), x, &mut l).unwrap();
     (y, l)
+}
+
+/// Log-softmax's one-pass maximum and sum on rows built against it, on every ISA.
+#[test]
+fn log_softmax_on_adversarial_rows() {
+    for x in adversarial_rows() {
+        let c = x.len();
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let (_, want) = softmax_row_ref(&x64);
+        let m = x64.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        for isa in Isa::ALL {
+            let mut l = vec![0.0f32; c];
+            with_isa(isa, || {
+                log_softmax_forward(Backend::Native, 1, c, &x, &mut l).unwrap()
+            });
+            for j in 0..c {
+                if x[j] == f32::NEG_INFINITY {
+                    assert_eq!(l[j], f32::NEG_INFINITY);
+                    continue;
+                }
+                let lb = EPS * (2.0 * (x64[j] - m).abs() + 8.0 + c as f64);
+                assert!(
+                    close(l[j], want[j], lb),
+                    "{isa:?} c {c} [{j}]: {} vs {}",
+                    l[j],
+                    want[j]
+                );
+            }
+        }
+    }
 }
 
 proptest! {

@@ -12,16 +12,18 @@
 //! rows add nothing to the loss and get a zero gradient row. With `Mean` and every row
 //! ignored (or `n == 0`) the loss is NaN (0/0, as in PyTorch) and the gradient is zero.
 //!
-//! One call makes three passes over a row that stays in cache: the maximum, `exp(x - m)`
-//! written to `dlogits` while summing, then the scaling in place (the loss-only call skips
-//! the writes). Stable for logits of any finite magnitude (the maximum is subtracted in f32,
+//! With the gradient, one call makes three passes over a row that stays in cache: the maximum,
+//! `exp(x - m)` written to `dlogits` while summing, then the scaling in place. The loss-only
+//! call makes one pass, reading each logit once (`row_max_log_sum_exp`: a running bound,
+//! raised when exceeded, and a cheaper exponential for the terms); its loss may differ from
+//! the gradient call's in the last bits, within the same error bound. Stable for logits of any finite magnitude (the maximum is subtracted in f32,
 //! exact for nearby values, and the row loss is formed in f64); `-inf` logits have
 //! probability 0 (a `-inf` at the label gives an infinite loss). A row holding `+inf` or
 //! NaN, or only `-inf`, gives NaN. Per-row losses are summed in f64 over a fixed binary tree
 //! of row blocks, so the result is bitwise identical for any thread count.
 
 use super::Reduction;
-use crate::activation::softmax::{row_affine, row_exp_sum, row_max};
+use crate::activation::softmax::{row_affine, row_exp_sum, row_max, row_max_log_sum_exp};
 use crate::error::{check_len, checked_mul, KernelError};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use crate::Backend;
@@ -276,18 +278,18 @@ fn row_loss<V: Vector<Elem = f32>>(
     };
     let eps = p.label_smoothing;
     let c = x.len();
-    let m = row_max::<V>(x);
-    let s = match g {
+    let (m, ln_s) = match g {
         Some(g) => {
-            let s = row_exp_sum::<V, true>(x, m, g);
+            let m = row_max::<V>(x);
+            let s = row_exp_sum::<V>(x, m, g);
             row_affine::<V>(g, scale / s, -scale * eps / c as f32);
             g[y] -= scale * (1.0 - eps);
-            s
+            (m, (s as f64).ln())
         }
-        None => row_exp_sum::<V, false>(x, m, &mut []),
+        None => row_max_log_sum_exp::<V>(x),
     };
     let (m64, eps64) = (m as f64, eps as f64);
-    let mut loss = (s as f64).ln() + (1.0 - eps64) * (m64 - x[y] as f64);
+    let mut loss = ln_s + (1.0 - eps64) * (m64 - x[y] as f64);
     if eps > 0.0 {
         // m - mean(x) = -sum(x - m) / C, summed in f64 to stay exact for large logits.
         let sd: f64 = x.iter().map(|&v| v as f64 - m64).sum();

@@ -23,12 +23,13 @@ macro_rules! avx2_vector {
      set1 = $set1:ident, zero = $zero:ident, loadu = $loadu:ident, storeu = $storeu:ident,
      add = $add:ident, sub = $sub:ident, mul = $mul:ident, div = $div:ident, fmadd = $fmadd:ident,
      max = $max:ident, min = $min:ident, cmp = $cmp:ident, blend = $blend:ident,
-     and = $and:ident, or = $or:ident, andnot = $andnot:ident,
+     and = $and:ident, or = $or:ident, andnot = $andnot:ident, movemask = $movemask:ident,
      cast_i = $cast_i:ident, cast_f = $cast_f:ident, slli = $slli:ident, stream = $stream:ident,
      magic = $magic:expr, shift = $shift:expr) => {
         impl Vector for $name {
             type Elem = $t;
             const LANES: usize = $lanes;
+            const FUSED: bool = true;
             #[inline(always)]
             fn splat(x: $t) -> Self {
                 // SAFETY: AVX2 available (module invariant).
@@ -152,6 +153,11 @@ macro_rules! avx2_vector {
                 $name(unsafe { $cmp::<_CMP_EQ_OQ>(self.0, b.0) })
             }
             #[inline(always)]
+            fn any(self) -> bool {
+                // SAFETY: AVX2 available (module invariant).
+                unsafe { $movemask(self.0) != 0 }
+            }
+            #[inline(always)]
             fn select(mask: Self, a: Self, b: Self) -> Self {
                 // SAFETY: AVX2 available (module invariant). blendv picks `a` where the mask's
                 // sign bit is set, which all-ones masks have.
@@ -192,6 +198,7 @@ avx2_vector!(
     and = _mm256_and_ps,
     or = _mm256_or_ps,
     andnot = _mm256_andnot_ps,
+    movemask = _mm256_movemask_ps,
     cast_i = _mm256_castps_si256,
     cast_f = _mm256_castsi256_ps,
     slli = _mm256_slli_epi32,
@@ -220,6 +227,7 @@ avx2_vector!(
     and = _mm256_and_pd,
     or = _mm256_or_pd,
     andnot = _mm256_andnot_pd,
+    movemask = _mm256_movemask_pd,
     cast_i = _mm256_castpd_si256,
     cast_f = _mm256_castsi256_pd,
     slli = _mm256_slli_epi64,

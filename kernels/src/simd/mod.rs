@@ -158,6 +158,8 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     fn div(self, b: Self) -> Self;
     /// `self * b + c`, fused where the ISA has FMA.
     fn mul_add(self, b: Self, c: Self) -> Self;
+    /// Whether [`Vector::mul_add`] rounds once (is fused) on this ISA.
+    const FUSED: bool;
     /// Lane-wise maximum; where either lane is NaN the result is NaN.
     fn max(self, b: Self) -> Self;
     /// Lane-wise minimum; where either lane is NaN the result is NaN.
@@ -194,6 +196,9 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     fn lt(self, b: Self) -> Self;
     /// Mask of `self == b` (false for NaN).
     fn eq(self, b: Self) -> Self;
+    /// Whether any lane of a mask from the comparisons above is set (one `movmskps` and a
+    /// test on AVX2): lets a loop branch on a rare event without leaving the vector unit.
+    fn any(self) -> bool;
     /// Lane-wise `mask ? a : b` for a mask from the comparisons above.
     fn select(mask: Self, a: Self, b: Self) -> Self;
     /// Bitwise and of the lanes' bit patterns (e.g. `x.and(mask)` zeroes lanes where false).

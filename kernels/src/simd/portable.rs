@@ -13,6 +13,9 @@ macro_rules! wide_vector {
         impl Vector for $name {
             type Elem = $t;
             const LANES: usize = $lanes;
+            // Fused only where `wide` was compiled for FMA (a baseline x86-64 build is not);
+            // `false` picks the paths that need no fusion.
+            const FUSED: bool = false;
             #[inline(always)]
             fn splat(x: $t) -> Self {
                 $name(<$w>::splat(x))
@@ -120,6 +123,10 @@ macro_rules! wide_vector {
             #[inline(always)]
             fn eq(self, b: Self) -> Self {
                 $name(self.0.cmp_eq(b.0))
+            }
+            #[inline(always)]
+            fn any(self) -> bool {
+                self.0.move_mask() != 0
             }
             #[inline(always)]
             fn select(mask: Self, a: Self, b: Self) -> Self {

@@ -44,6 +44,7 @@ macro_rules! scalar_vector {
         impl Vector for $t {
             type Elem = $t;
             const LANES: usize = 1;
+            const FUSED: bool = false;
             #[inline(always)]
             fn splat(x: $t) -> Self {
                 x
@@ -145,6 +146,10 @@ macro_rules! scalar_vector {
             #[inline(always)]
             fn eq(self, b: Self) -> Self {
                 mask_of(self == b)
+            }
+            #[inline(always)]
+            fn any(self) -> bool {
+                self.to_bits() != 0
             }
             #[inline(always)]
             fn select(mask: Self, a: Self, b: Self) -> Self {

@@ -40,3 +40,38 @@ pub fn same_bits_across_pools(f: impl Fn() -> Vec<f32> + Sync) {
         .collect();
     assert!(runs[0] == runs[1] && runs[0] == runs[2]);
 }
+
+/// Rows built to stress a one-pass softmax sum (a running bound raised chunk by chunk, whole
+/// SIMD lanes of `-inf`, a padded last vector), at lengths around the vector and chunk sizes:
+/// rising (the bound moves in every chunk), falling, every 8th entry `-inf`, the maximum last
+/// after a row of huge negatives, and jumps larger than the bound's slack.
+#[allow(dead_code)] // not every test file that includes this module uses it
+pub fn adversarial_rows() -> Vec<Vec<f32>> {
+    let mut rows = Vec::new();
+    for c in (1..=70).chain([127, 128, 129, 1000, 4099]) {
+        rows.push((0..c).map(|j| j as f32 * 0.75).collect());
+        rows.push((0..c).map(|j| j as f32 * -0.75).collect());
+        rows.push(
+            (0..c)
+                .map(|j| {
+                    if j % 8 == 3 {
+                        f32::NEG_INFINITY
+                    } else {
+                        (j % 13) as f32
+                    }
+                })
+                .collect(),
+        );
+        rows.push(
+            (0..c)
+                .map(|j| if j + 1 == c { 1e4 } else { -1e4 + j as f32 })
+                .collect(),
+        );
+        rows.push(
+            (0..c)
+                .map(|j| ((j * 7919) % 101) as f32 * 3.0 - 150.0)
+                .collect(),
+        );
+    }
+    rows
+}
