@@ -84,40 +84,37 @@ pub(crate) fn row_exp_sum<V: Vector<Elem = f32>>(x: &[f32], m: f32, out: &mut [f
     sum
 }
 
-/// `(m, ln s)` with `m` the maximum of a row and `s = sum_j exp(x[j] - m)`, in one pass over
-/// the row (all a loss-only softmax-cross-entropy or a log-softmax needs): a separate maximum pass
-/// cost 15-20% of the loss-only forward, as it reads the row from L2 or L3 once more
-/// (measured).
+/// `(r, ln s)` with `s = sum_j exp(x[j] - r)`, in one pass over the row (all a loss-only
+/// softmax-cross-entropy or a log-softmax needs): `r` is the row's maximum if `EXACT_MAX`,
+/// else some value at least the maximum and at most [`BOUND_SLACK`] above it (the loss
+/// `ln s + r - x_y` is the same for any `r`, computed in f64). A separate maximum pass cost
+/// 15-20% of the loss-only forward, as it reads the row from L2 or L3 once more (measured).
 ///
-/// The terms are summed relative to a running bound `b` instead of the maximum: `b` starts at
-/// the first entries' maximum plus [`BOUND_SLACK`] and is raised (to the new maximum plus the
-/// slack, rescaling the sum) only when a chunk of entries exceeds it, which the slack makes
-/// rare after a row's first chunk (raising to each new maximum happened in a third of the
-/// chunks of a random 1000-class row, each a mispredicted branch and an exponential). The true
-/// maximum is tracked beside it, and the logarithm converted to it at the end, exactly:
-/// `ln s = ln(sum_j e^(x_j - b)) + (b - m)` in f64. Terms use [`exp_nonpos_scaled_term`] (`s`
-/// within about `3 e` plus the rounding of the sum).
+/// The terms are summed relative to a running bound `b`: it starts at the first entry plus
+/// [`BOUND_SLACK`] and is raised (to the new maximum plus the slack, rescaling the sum) only
+/// when a chunk of entries exceeds it, which the slack makes rare (raising to each new
+/// maximum happened in a third of the chunks of a random 1000-class row, each a
+/// mispredicted branch and an exponential). With `EXACT_MAX` the maximum `m` is tracked
+/// beside it and the logarithm converted to it exactly, `ln s_m = ln s_b + (b - m)` in f64:
+/// log-softmax's `x - m` then stays exact near the maximum. Terms use
+/// [`exp_nonpos_scaled_term`] (`s` within about `3 e` plus the rounding of the sum).
 ///
-/// A row of nothing but `-inf` (or an empty one) gives `m = -inf` and a NaN `ln s`; NaN or `+inf`
-/// entries make `ln s` NaN (and may make `m` NaN).
+/// A row of nothing but `-inf` gives `r = -inf` (with `EXACT_MAX`) or `ln s = -inf`; NaN or
+/// `+inf` entries make `ln s` NaN. Either way the caller's result is NaN.
 #[inline(always)]
-pub(crate) fn row_max_log_sum_exp<V: Vector<Elem = f32>>(x: &[f32]) -> (f32, f64) {
+pub(crate) fn row_log_sum_exp<V: Vector<Elem = f32>, const EXACT_MAX: bool>(
+    x: &[f32],
+) -> (f32, f64) {
     let l = V::LANES;
     let n = x.len();
-    // The padded last partial vector: `-inf` adds zero terms and leaves the maximum.
-    let mut pad = [f32::NEG_INFINITY; 16];
-    let whole = n / l * l;
-    pad[..n - whole].copy_from_slice(&x[whole..]);
-    // SAFETY: `pad` holds 16 >= LANES elements, `x` at least LANES if not empty.
-    let first = unsafe { V::load(if whole > 0 { x.as_ptr() } else { pad.as_ptr() }) };
-    let mut v = Online::<V>::new(first);
+    let mut v = Online::<V>::new(x.first().copied().unwrap_or(0.0));
     let mut i = 0;
     // SAFETY: loads cover `LANES` elements starting below `n - LANES + 1`.
     unsafe {
         let p = x.as_ptr();
         while i + 4 * l <= n {
             let q = p.add(i);
-            v.add([
+            v.add::<4, EXACT_MAX>([
                 V::load(q),
                 V::load(q.add(l)),
                 V::load(q.add(2 * l)),
@@ -126,18 +123,29 @@ pub(crate) fn row_max_log_sum_exp<V: Vector<Elem = f32>>(x: &[f32]) -> (f32, f64
             i += 4 * l;
         }
         while i + l <= n {
-            v.add([V::load(p.add(i))]);
+            v.add::<1, EXACT_MAX>([V::load(p.add(i))]);
             i += l;
         }
     }
     if i < n {
+        // The last partial vector, padded with `-inf` (zero terms, no effect on the maximum).
+        let mut pad = [f32::NEG_INFINITY; 16];
+        pad[..n - i].copy_from_slice(&x[i..]);
         // SAFETY: `pad` holds 16 >= LANES elements.
-        v.add([unsafe { V::load(pad.as_ptr()) }]);
+        v.add::<1, EXACT_MAX>([unsafe { V::load(pad.as_ptr()) }]);
     }
-    let m = max_lane(v.max);
-    let s = v.sum.reduce_sum() * (1.0 / EXP_SCALE);
-    // `ln s_m = ln s_b + (b - m)`: `b - m` (in `[0, BOUND_SLACK]`, or NaN) is exact in f64.
-    (m, (s as f64).ln() + (v.bound as f64 - m as f64))
+    let ln_s = ((v.sum.reduce_sum() * (1.0 / EXP_SCALE)) as f64).ln();
+    if EXACT_MAX {
+        let m = max_lane(v.max);
+        // `b - m` (in `[0, BOUND_SLACK]`, or NaN) is exact in f64.
+        (m, ln_s + (v.bound as f64 - m as f64))
+    } else if v.bound == -f32::MAX && x.iter().all(|&e| e == f32::NEG_INFINITY) {
+        // Every term was clamped (`e^-109`, not 0): a sum of 256 or more of them would not
+        // round to 0.
+        (v.bound, f64::NEG_INFINITY)
+    } else {
+        (v.bound, ln_s)
+    }
 }
 
 /// The largest lane of `v`, without [`Vector::reduce_max`]'s NaN checks (a NaN entry makes
@@ -154,12 +162,12 @@ fn max_lane<V: Vector<Elem = f32>>(v: V) -> f32 {
     m
 }
 
-/// How far above the maximum seen [`row_max_exp_sum`] puts its bound: `e^-4` leaves the
+/// How far above the maximum seen [`row_log_sum_exp`] puts its bound: `e^-4` leaves the
 /// largest terms far from the subnormals (they carry `2^32`), and a later entry must exceed
 /// the maximum so far by 4 to make the bound move.
 const BOUND_SLACK: f32 = 4.0;
 
-/// The running state of [`row_max_exp_sum`].
+/// The running state of [`row_log_sum_exp`].
 struct Online<V> {
     /// The bound `b` (at least every entry seen), and splatted.
     bound: f32,
@@ -172,11 +180,11 @@ struct Online<V> {
 }
 
 impl<V: Vector<Elem = f32>> Online<V> {
-    /// The bound from the row's first vector (so that the first chunk does not take the
-    /// branch that raises it), at least `-f32::MAX` (a `-inf` bound would make `-inf - b` NaN).
+    /// The bound from the row's first entry, at least `-f32::MAX` (a `-inf` bound would make
+    /// `-inf - b` NaN).
     #[inline(always)]
-    fn new(first: V) -> Self {
-        let bound = (max_lane(first) + BOUND_SLACK).at_least(-f32::MAX);
+    fn new(first: f32) -> Self {
+        let bound = (first + BOUND_SLACK).at_least(-f32::MAX);
         Online {
             bound,
             vbound: V::splat(bound),
@@ -189,13 +197,15 @@ impl<V: Vector<Elem = f32>> Online<V> {
     /// closure that LLVM declines to inline is compiled without the caller's AVX2 target
     /// feature, and every vector operation in it becomes a call, 40x slower.)
     #[inline(always)]
-    fn add<const K: usize>(&mut self, xs: [V; K]) {
+    fn add<const K: usize, const EXACT_MAX: bool>(&mut self, xs: [V; K]) {
         // `at_least` keeps NaN lanes of `cm` only; a NaN entry still makes its term NaN.
         let mut cm = xs[0];
         for &x in &xs[1..] {
             cm = cm.at_least(x);
         }
-        self.max = self.max.at_least(cm);
+        if EXACT_MAX {
+            self.max = self.max.at_least(cm);
+        }
         if self.vbound.lt(cm).any() {
             let nb = max_lane(cm) + BOUND_SLACK;
             self.sum = self.sum.mul(V::splat(exp_nonpos::<f32>(self.bound - nb)));
@@ -304,7 +314,7 @@ struct LogSoftmaxFwd;
 impl RowKernel for LogSoftmaxFwd {
     #[inline(always)]
     fn row<V: Vector<Elem = f32>>(self, x: &[f32], _: &[f32], y: &mut [f32]) {
-        let (m, ls) = row_max_log_sum_exp::<V>(x);
+        let (m, ls) = row_log_sum_exp::<V, true>(x);
         // y = (x - m) - ln s: subtracting m first keeps large logits exact.
         let ls = ls as f32;
         let (vm, vls) = (V::splat(m), V::splat(ls));
@@ -487,7 +497,7 @@ mod tests {
     impl SimdFn<f32> for OnePass<'_> {
         type Output = (f32, f64);
         fn call<V: Vector<Elem = f32>>(self) -> (f32, f64) {
-            row_max_log_sum_exp::<V>(self.0)
+            row_log_sum_exp::<V, true>(self.0)
         }
     }
 

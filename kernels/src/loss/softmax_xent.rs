@@ -14,7 +14,7 @@
 //!
 //! With the gradient, one call makes three passes over a row that stays in cache: the maximum,
 //! `exp(x - m)` written to `dlogits` while summing, then the scaling in place. The loss-only
-//! call makes one pass, reading each logit once (`row_max_log_sum_exp`: a running bound,
+//! call makes one pass, reading each logit once (`row_log_sum_exp`: a running bound,
 //! raised when exceeded, and a cheaper exponential for the terms); its loss may differ from
 //! the gradient call's in the last bits, within the same error bound. Stable for logits of any finite magnitude (the maximum is subtracted in f32,
 //! exact for nearby values, and the row loss is formed in f64); `-inf` logits have
@@ -23,7 +23,7 @@
 //! of row blocks, so the result is bitwise identical for any thread count.
 
 use super::Reduction;
-use crate::activation::softmax::{row_affine, row_exp_sum, row_max, row_max_log_sum_exp};
+use crate::activation::softmax::{row_affine, row_exp_sum, row_log_sum_exp, row_max};
 use crate::error::{check_len, checked_mul, KernelError};
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use crate::Backend;
@@ -286,8 +286,10 @@ fn row_loss<V: Vector<Elem = f32>>(
             g[y] -= scale * (1.0 - eps);
             (m, (s as f64).ln())
         }
-        None => row_max_log_sum_exp::<V>(x),
+        None => row_log_sum_exp::<V, false>(x),
     };
+    // `m` is the row's maximum, or (loss only) a point at most a few units above it: the loss
+    // `ln(sum_j e^(x_j - m)) + (1 - eps) (m - x_y) + eps (m - mean x)` is the same for any `m`.
     let (m64, eps64) = (m as f64, eps as f64);
     let mut loss = ln_s + (1.0 - eps64) * (m64 - x[y] as f64);
     if eps > 0.0 {
