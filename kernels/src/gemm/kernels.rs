@@ -173,7 +173,7 @@ impl<T> Rows<T> {
 
 /// Hints the cache to fetch the line holding `p` (no-op off x86-64).
 #[inline(always)]
-fn prefetch<T>(p: *const T) {
+pub(super) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint; it never faults, whatever the address.
     unsafe {

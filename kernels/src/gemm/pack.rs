@@ -286,6 +286,12 @@ fn pack<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
     }
 }
 
+/// How many rows ahead the depth-major copy prefetches: rows `ld` apart (each a few lines
+/// long) defeat the hardware prefetcher, and a B from L3 made packing a third of the time
+/// of a 64-row product (mnist_c2_im2col at 1 thread: 74 GFLOP/s without, 83-91 with 4 to 8
+/// rows ahead, measured alternately).
+const PREFETCH_ROWS: usize = 6;
+
 /// The depth-major copy with a compile-time panel width, so full panels copy with fixed-size
 /// moves (a run-time length becomes a `memmove` call per 16 elements).
 fn copy_depth_major<T: Float, const R: usize>(
@@ -300,6 +306,13 @@ fn copy_depth_major<T: Float, const R: usize>(
     for p in 0..kc {
         let start = (depth0 + p) * x.ld + line0;
         let row = &x.data[start..start + lines];
+        if p + PREFETCH_ROWS < kc {
+            let next = x.data[start + PREFETCH_ROWS * x.ld..].as_ptr();
+            let step = 64 / std::mem::size_of::<T>();
+            for j in (0..lines + step).step_by(step) {
+                super::kernels::prefetch(next.wrapping_add(j));
+            }
+        }
         for (q, src) in row.chunks_exact(R).enumerate() {
             let dst: &mut [T; R] = (&mut out[q * kc * R + p * R..q * kc * R + (p + 1) * R])
                 .try_into()
