@@ -456,7 +456,7 @@ impl GradTaps<'_, '_> {
         let (hw, ohw) = (p.h * p.w, p.oh * p.ow);
         let off = &g.off[self.t0..self.t0 + T];
         let keep = tail_keep::<V>(p.ow);
-        let (mut acc, mut sacc) = ([V::zero(); T], [0.0f32; T]);
+        let (mut acc, mut sacc) = ([[V::zero(); T]], [[0.0f32; T]]);
         for b in 0..p.n {
             let plane = b * p.c + g.c;
             g.pad.fill(&g.x[plane * hw..(plane + 1) * hw], self.scratch);
@@ -468,10 +468,12 @@ impl GradTaps<'_, '_> {
             };
             assert!(t.in_bounds(p.oh), "depthwise: padded plane too short");
             // SAFETY: `in_bounds` just checked; `off.len() == T`.
-            unsafe { dot_rows::<V, T>(&mut acc, &mut sacc, t, &g.dy[plane * ohw..][..ohw], keep) };
+            unsafe {
+                dot_rows::<V, 1, T>(&mut acc, &mut sacc, t, [&g.dy[plane * ohw..][..ohw]], keep)
+            };
         }
         let mut sums = [0.0f32; TB];
-        for ((s, a), &sa) in sums.iter_mut().zip(&acc).zip(&sacc) {
+        for ((s, a), &sa) in sums.iter_mut().zip(&acc[0]).zip(&sacc[0]) {
             *s = a.reduce_sum() + sa;
         }
         sums
