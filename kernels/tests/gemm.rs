@@ -203,12 +203,20 @@ proptest! {
 }
 
 /// Every alpha/beta pair of the sampled scalars (the special cases 0 and 1 included) on
-/// every transpose and ISA, for a tiny product (direct path), a matrix-vector one and a
-/// packed one: each special case has its own code in every path.
+/// every transpose and ISA, for small products (direct path: B packed, in place, in place
+/// with a packed edge; k = 1), a matrix-vector one and a packed one (k past the K block):
+/// each special case has its own code in every path.
 #[test]
 fn every_alpha_beta_pair_on_every_path() {
     let scalars = [0.0, 1.0, -1.0, 0.5, 2.5];
-    let shapes = [(3, 5, 4), (16, 16, 16), (7, 1, 33), (40, 37, 20)];
+    let shapes = [
+        (3, 5, 4),
+        (16, 16, 16),
+        (7, 1, 33),
+        (40, 37, 20),
+        (13, 32, 1),
+        (40, 37, 400),
+    ];
     for (m, n, k) in shapes {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
             for alpha in scalars {

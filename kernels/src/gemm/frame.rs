@@ -12,7 +12,7 @@
 //! Threads split M and N only; every element of C sums its K blocks in order, each block in
 //! micro-kernel order, so the bits do not depend on the thread count or the task split.
 
-use super::kernels::{GemmKernel, MacroArgs};
+use super::kernels::{GemmKernel, MacroArgs, Packed};
 use super::pack::{pack_a, pack_b, with_scratch, Gather, Operand, PackElem};
 use super::{Gemm, Layout, Transpose};
 use crate::simd::Isa;
@@ -122,10 +122,9 @@ fn run<T: PackCache + crate::simd::SimdElem, K: GemmKernel<T>>(
         scale_c(g.beta, c, m, n, l.ldc);
         return;
     }
-    if gather.is_none() && super::tiny::run(g, l, a, b, c) {
-        return;
-    }
-    if gather.is_none() && super::thin::run(g, l, a, b, c) {
+    if gather.is_none()
+        && (super::thin::run(g, l, a, b, c) || super::small::run::<T, K>(g, l, a, b, c, simd))
+    {
         return;
     }
     let threads = if 2 * m * n * k < PAR_MIN_FLOPS {
@@ -236,6 +235,7 @@ impl<T: PackCache> Plan<'_, T> {
         let args = MacroArgs {
             kc,
             a: a_pack.as_ptr(),
+            a_src: Packed,
             b: b.base,
             b_panel: b.panel,
             b_row: b.row,
@@ -419,7 +419,7 @@ impl<T> BPanels<T> {
 /// factor, such as 3136 floats, folds the rows onto a quarter of the sets and thrashes L1),
 /// and span few enough pages for the L1 TLB. Then the B panel is read once from memory and
 /// reused from L1 by every row panel, with no packing pass.
-fn b_in_place<T>(b: Operand<'_, T>, kc: usize, nr: usize) -> bool {
+pub(super) fn b_in_place<T>(b: Operand<'_, T>, kc: usize, nr: usize) -> bool {
     const LINE: usize = 64;
     const SETS: usize = 64;
     const WAYS: usize = 8;

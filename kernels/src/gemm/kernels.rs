@@ -7,13 +7,14 @@
 use crate::simd::Vector;
 use num_traits::{Float, One, Zero};
 
-/// One call of the macro-kernel: a block of packed A (MR-row panels, `kc` deep) times a chunk
-/// of packed B (NR-column panels), written into C with alpha/beta.
-pub(super) struct MacroArgs<T> {
+/// One call of the macro-kernel: a block of A (packed in MR-row panels, `kc` deep, or read in
+/// place) times a chunk of B panels (packed or in place), written into C with alpha/beta.
+pub(super) struct MacroArgs<T, A> {
     /// Depth of this K block.
     pub kc: usize,
-    /// Packed A: `ceil(m / MR)` panels of `kc * MR` elements.
+    /// A, laid out as `a_src` says.
     pub a: *const T,
+    pub a_src: A,
     /// B panels: depth `p`, column `j` of panel `q` is at `b + q * b_panel + p * b_row + j`.
     /// Packed: `b_panel = kc * NR`, `b_row = NR`. Read in place from a row-major B:
     /// `b_panel = NR`, `b_row = ldb`.
@@ -36,6 +37,104 @@ pub(super) struct MacroArgs<T> {
     pub beta: T,
 }
 
+impl<T, A> MacroArgs<T, A> {
+    /// The same call with A found through `a_src`.
+    pub fn with_a_src<B>(self, a_src: B) -> MacroArgs<T, B> {
+        let MacroArgs {
+            kc,
+            a,
+            a_src: _,
+            b,
+            b_panel,
+            b_row,
+            b_edge,
+            m,
+            n,
+            c,
+            ldc,
+            alpha,
+            beta,
+        } = self;
+        MacroArgs {
+            kc,
+            a,
+            a_src,
+            b,
+            b_panel,
+            b_row,
+            b_edge,
+            m,
+            n,
+            c,
+            ldc,
+            alpha,
+            beta,
+        }
+    }
+}
+
+/// How the macro-kernel finds A: row `i`, depth `p` of the block is at
+/// `a + (i / MR) * panel(MR, kc) + (i % MR) * row() + p * depth(MR)` (in elements). A type per
+/// layout, so each is compiled with its constant strides (the packed one's are all constant).
+pub(super) trait ASource: Copy {
+    /// Whether to prefetch each C tile before computing it: the frame's blocks come from
+    /// products too large for C to stay in cache; a small product's C is a few kB, and the
+    /// prefetches cost more than they save (16^3: 8% of the call).
+    const PREFETCH_C: bool;
+    fn panel(self, mr: usize, kc: usize) -> usize;
+    fn row(self) -> usize;
+    fn depth(self, mr: usize) -> usize;
+}
+
+/// A packed by `pack_a`: MR-row panels of `kc * MR`, element `(i, p)` at `p * MR + i`.
+#[derive(Clone, Copy)]
+pub(super) struct Packed;
+
+impl ASource for Packed {
+    const PREFETCH_C: bool = true;
+    #[inline(always)]
+    fn panel(self, mr: usize, kc: usize) -> usize {
+        kc * mr
+    }
+    #[inline(always)]
+    fn row(self) -> usize {
+        1
+    }
+    #[inline(always)]
+    fn depth(self, mr: usize) -> usize {
+        mr
+    }
+}
+
+/// A read in place with row stride `lda`: op(A)'s rows are contiguous (`TRANS` false), or its
+/// columns are (A stored transposed).
+#[derive(Clone, Copy)]
+pub(super) struct InPlace<const TRANS: bool>(pub usize);
+
+impl<const TRANS: bool> ASource for InPlace<TRANS> {
+    const PREFETCH_C: bool = false;
+    #[inline(always)]
+    fn panel(self, mr: usize, _kc: usize) -> usize {
+        mr * self.row()
+    }
+    #[inline(always)]
+    fn row(self) -> usize {
+        if TRANS {
+            1
+        } else {
+            self.0
+        }
+    }
+    #[inline(always)]
+    fn depth(self, _mr: usize) -> usize {
+        if TRANS {
+            self.0
+        } else {
+            1
+        }
+    }
+}
+
 /// A micro-kernel with its block sizes.
 pub(super) trait GemmKernel<T>: Sync {
     /// Rows of the register tile.
@@ -51,19 +150,20 @@ pub(super) trait GemmKernel<T>: Sync {
     /// Runs the macro-kernel.
     ///
     /// # Safety
-    /// The pointers of `args` cover the packed panels and the `m x n` block of C (row stride
-    /// `ldc`); no other thread touches that block of C during the call.
-    unsafe fn run(args: &MacroArgs<T>);
+    /// The pointers of `args` cover the `m x kc` block of A, the B panels and the `m x n`
+    /// block of C (row stride `ldc`); no other thread touches that block of C during the call.
+    unsafe fn run<A: ASource>(args: &MacroArgs<T, A>);
 }
 
 /// The macro-kernel: every MR x NR tile of the block, B panel outermost so it stays in L1
-/// while the A panels stream from L2.
+/// while the A panels stream from L2 (or A from wherever it is, read in place).
 ///
 /// # Safety
 /// As [`GemmKernel::run`]; `NRV * V::LANES` is the kernel's NR.
 #[inline(always)]
-unsafe fn macro_kernel<V: Vector, const MR: usize, const NRV: usize>(args: &MacroArgs<V::Elem>)
-where
+unsafe fn macro_kernel<V: Vector, A: ASource, const MR: usize, const NRV: usize>(
+    args: &MacroArgs<V::Elem, A>,
+) where
     V::Elem: Float,
 {
     let nr = NRV * V::LANES;
@@ -80,25 +180,27 @@ where
         let mut i = 0;
         while i < args.m {
             let mr_eff = MR.min(args.m - i);
-            // SAFETY: panel i / MR of packed A exists; the tile of C is inside the block.
+            // SAFETY: rows i.. of A exist; the tile of C is inside the block.
             unsafe {
-                let a = args.a.add((i / MR) * kc * MR);
+                let a = args.a.add((i / MR) * args.a_src.panel(MR, kc));
                 let c = args.c.add(i * args.ldc + j);
                 // Start fetching the C tile now so the write-back does not wait on memory.
-                for r in 0..mr_eff {
+                for r in (0..mr_eff).filter(|_| A::PREFETCH_C) {
                     prefetch(c.add(r * args.ldc));
                     prefetch(c.add(r * args.ldc + nr_eff - 1));
                 }
                 let rows = Rows {
                     kc,
                     a,
+                    a_row: args.a_src.row(),
+                    a_depth: args.a_src.depth(MR),
                     b,
                     b_row,
                     c,
                     nr_eff,
                 };
                 if mr_eff == MR {
-                    rows.run::<V, MR, NRV, MR>(args);
+                    rows.run::<V, MR, NRV, A>(args);
                 } else {
                     // The last, partial row panel in pieces of 4, 2 and 1 rows, each a
                     // smaller tile over the same B panel (still in L1): m = 64 on 6-row
@@ -108,9 +210,9 @@ where
                     while r < mr_eff {
                         let piece = rows.down(r, args.ldc);
                         r += match mr_eff - r {
-                            4.. => piece.run::<V, 4, NRV, MR>(args),
-                            2 | 3 => piece.run::<V, 2, NRV, MR>(args),
-                            _ => piece.run::<V, 1, NRV, MR>(args),
+                            4.. => piece.run::<V, 4, NRV, A>(args),
+                            2 | 3 => piece.run::<V, 2, NRV, A>(args),
+                            _ => piece.run::<V, 1, NRV, A>(args),
                         };
                     }
                 }
@@ -121,12 +223,14 @@ where
     }
 }
 
-/// Where one register tile reads and writes: rows of a packed A panel (`AS` elements per
-/// depth), a B panel, and the tile of C (`nr_eff` of its columns exist).
+/// Where one register tile reads and writes: rows of A (`a_row` elements apart, depths
+/// `a_depth` apart), a B panel, and the tile of C (`nr_eff` of its columns exist).
 #[derive(Clone, Copy)]
 struct Rows<T> {
     kc: usize,
     a: *const T,
+    a_row: usize,
+    a_depth: usize,
     b: *const T,
     b_row: usize,
     c: *mut T,
@@ -137,29 +241,29 @@ impl<T> Rows<T> {
     /// The same tile from its row `r` on.
     fn down(self, r: usize, ldc: usize) -> Self {
         Self {
-            a: self.a.wrapping_add(r),
+            a: self.a.wrapping_add(r * self.a_row),
             c: self.c.wrapping_add(r * ldc),
             ..self
         }
     }
 
-    /// Computes and writes `R` rows of the tile, reading A with `AS` elements per depth;
-    /// returns `R`.
+    /// Computes and writes `R` rows of the tile; returns `R`.
     ///
     /// # Safety
-    /// The panels hold `kc` depths of these rows; the `R x nr_eff` tile of C is inside the
-    /// block of `args`.
+    /// A and the B panel hold `kc` depths of these rows and columns; the `R x nr_eff` tile of
+    /// C is inside the block of `args`.
     #[inline(always)]
-    unsafe fn run<V: Vector<Elem = T>, const R: usize, const NRV: usize, const AS: usize>(
+    unsafe fn run<V: Vector<Elem = T>, const R: usize, const NRV: usize, A>(
         self,
-        args: &MacroArgs<T>,
+        args: &MacroArgs<T, A>,
     ) -> usize
     where
         T: Float,
     {
         // SAFETY: the caller's contract.
         unsafe {
-            let acc = tile::<V, R, NRV, AS>(self.kc, self.a, self.b, self.b_row);
+            let a = (self.a, self.a_row, self.a_depth);
+            let acc = tile::<V, R, NRV>(self.kc, a, self.b, self.b_row);
             if self.nr_eff == NRV * V::LANES {
                 store_full::<V, R, NRV>(&acc, self.c, args.ldc, args.alpha, args.beta);
             } else {
@@ -183,16 +287,17 @@ pub(super) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// The register tile: `acc[i][v] = sum_p a[p][i] * b[p][v]` over the packed panels, in order
-/// of p (the fixed reduction order that makes results independent of threads). A holds `AS`
-/// elements per depth, of which the tile uses the first `MR`.
+/// The register tile: `acc[i][v] = sum_p a[i][p] * b[p][v]`, in order of p (the fixed
+/// reduction order that makes results independent of threads). `a = (ptr, row, depth)`:
+/// element `(i, p)` of A at `ptr + i * row + p * depth` (constants for the packed layout, one
+/// run-time stride in place).
 ///
 /// # Safety
-/// `a + p * AS` holds `MR` elements and `b + p * b_row` holds `NRV * LANES` for `p < kc`.
+/// Those elements exist for `i < MR`, `p < kc`; `b + p * b_row` holds `NRV * LANES`.
 #[inline(always)]
-unsafe fn tile<V: Vector, const MR: usize, const NRV: usize, const AS: usize>(
+unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
     kc: usize,
-    a: *const V::Elem,
+    (a, a_row, a_depth): (*const V::Elem, usize, usize),
     b: *const V::Elem,
     b_row: usize,
 ) -> [[V; NRV]; MR] {
@@ -208,14 +313,14 @@ unsafe fn tile<V: Vector, const MR: usize, const NRV: usize, const AS: usize>(
                 *bv = unsafe { V::load(b.add(u * b_row + v * V::LANES)) };
             }
             for (i, row) in acc.iter_mut().enumerate() {
-                // SAFETY: within the packed A panel.
-                let av = V::splat(unsafe { *a.add(u * AS + i) });
+                // SAFETY: within A (depth < kc).
+                let av = V::splat(unsafe { *a.add(u * a_depth + i * a_row) });
                 for (acc, bv) in row.iter_mut().zip(bv.iter()) {
                     *acc = av.mul_add(*bv, *acc);
                 }
             }
         }
-        a = a.wrapping_add(4 * AS);
+        a = a.wrapping_add(4 * a_depth);
         b = b.wrapping_add(4 * b_row);
     }
     for _ in 0..kc % 4 {
@@ -225,14 +330,14 @@ unsafe fn tile<V: Vector, const MR: usize, const NRV: usize, const AS: usize>(
             *bv = unsafe { V::load(b.add(v * V::LANES)) };
         }
         for (i, row) in acc.iter_mut().enumerate() {
-            // SAFETY: within the packed A panel.
-            let av = V::splat(unsafe { *a.add(i) });
+            // SAFETY: within A (p < kc).
+            let av = V::splat(unsafe { *a.add(i * a_row) });
             for (acc, bv) in row.iter_mut().zip(bv.iter()) {
                 *acc = av.mul_add(*bv, *acc);
             }
         }
         // wrapping_add: after the last step the pointers may leave the buffers (never read).
-        a = a.wrapping_add(AS);
+        a = a.wrapping_add(a_depth);
         b = b.wrapping_add(b_row);
     }
     acc
@@ -322,11 +427,11 @@ macro_rules! gemm_kernel {
             const MC: usize = $mc;
             const KC: usize = $kc;
             const NC: usize = $nc;
-            unsafe fn run(args: &MacroArgs<$t>) {
+            unsafe fn run<A: ASource>(args: &MacroArgs<$t, A>) {
                 $(#[target_feature(enable = $tf)])?
-                unsafe fn body(args: &MacroArgs<$t>) {
+                unsafe fn body<A: ASource>(args: &MacroArgs<$t, A>) {
                     // SAFETY: forwarded from `run`'s contract.
-                    unsafe { macro_kernel::<$v, $mr, $nrv>(args) }
+                    unsafe { macro_kernel::<$v, A, $mr, $nrv>(args) }
                 }
                 // SAFETY: `run`'s contract; for the AVX2 kernels, the frame only selects them
                 // when the CPU has AVX2 and FMA (`Isa::supported`).

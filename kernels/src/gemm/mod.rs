@@ -30,8 +30,8 @@ mod kernels;
 mod openblas;
 mod pack;
 mod reference;
+mod small;
 mod thin;
-mod tiny;
 
 pub(crate) use pack::Gather;
 pub use reference::gemm_reference;

@@ -322,8 +322,11 @@ fn copy_depth_major<T: Float, const R: usize>(
         let rest = &row[full * R..];
         if !rest.is_empty() {
             let dst = &mut out[full * kc * R + p * R..full * kc * R + (p + 1) * R];
-            dst[..rest.len()].copy_from_slice(rest);
-            dst[rest.len()..].fill(T::zero());
+            // Element by element over the R lanes: a copy of run-time length is a `memmove`
+            // call per depth, most of the packing time of a 7-column B.
+            for (q, d) in dst.iter_mut().enumerate() {
+                *d = rest.get(q).copied().unwrap_or(T::zero());
+            }
         }
     }
 }

@@ -1,0 +1,106 @@
+//! Small products (at most `SMALL_FLOPS`, one K block) run the micro-kernel straight on the
+//! operands: for these the frame's fixed costs (packing A, a rayon pass over one task) take
+//! as long as the arithmetic (32^3: a third of the time in packing). A is read in place,
+//! each element broadcast from its row (or column, A transposed) with the strides computed
+//! once; B is read in place when its rows are (as in the frame's skinny path), else packed;
+//! the register tiles, edge pieces and alpha/beta stores are those of the packed path.
+//!
+//! The product is below the frame's `PAR_MIN_FLOPS`, so it runs on the calling thread and its
+//! bits do not depend on the thread count; each element is summed in order of depth.
+
+use super::frame::{b_in_place, PackCache, PAR_MIN_FLOPS};
+use super::kernels::{GemmKernel, InPlace, MacroArgs};
+use super::pack::{pack_b, with_scratch, Operand};
+use super::{Gemm, Layout, Transpose};
+use std::mem::MaybeUninit;
+
+/// Largest `2 m n k` computed here.
+const SMALL_FLOPS: usize = PAR_MIN_FLOPS / 2;
+
+/// Computes a small product directly; false (doing nothing) if the product is not small.
+/// `simd`: packing may use the AVX2 transposes.
+pub(super) fn run<T: PackCache, K: GemmKernel<T>>(
+    g: &Gemm<T>,
+    l: Layout,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    simd: bool,
+) -> bool {
+    let (m, n, k) = (g.m, g.n, g.k);
+    if k > K::KC || m.saturating_mul(n).saturating_mul(k) > SMALL_FLOPS / 2 {
+        return false;
+    }
+    let b_op = Operand {
+        data: b,
+        ld: l.ldb,
+        trans: g.trans_b,
+        simd,
+        gather: None,
+    };
+    // Whole panels in place when B's rows allow it; the rest (the last, partial panel, or
+    // all of op(B)) packed.
+    let in_place = if b_in_place(b_op, k, K::NR) {
+        n / K::NR * K::NR
+    } else {
+        0
+    };
+    let packed = n - in_place;
+    let c = c.as_mut_ptr();
+    let run = |buf: &[T]| {
+        let (b, b_panel, b_row, b_edge) = match (in_place, packed) {
+            (0, _) => (buf.as_ptr(), k * K::NR, K::NR, std::ptr::null()),
+            (_, 0) => (b.as_ptr(), K::NR, l.ldb, std::ptr::null()),
+            _ => (b.as_ptr(), K::NR, l.ldb, buf.as_ptr()),
+        };
+        let args = MacroArgs {
+            kc: k,
+            a: a.as_ptr(),
+            a_src: (),
+            b,
+            b_panel,
+            b_row,
+            b_edge,
+            m,
+            n,
+            c,
+            ldc: l.ldc,
+            alpha: g.alpha,
+            beta: g.beta,
+        };
+        // SAFETY: the call was validated: A holds `m x k` (rows `lda` apart, or columns when
+        // transposed), B's full panels in place hold `k x NR` each (`ldb` apart) and `buf`
+        // the packed rest, C holds `m x n` (`ldc` apart) and is ours alone.
+        unsafe {
+            match g.trans_a {
+                Transpose::No => K::run(&args.with_a_src(InPlace::<false>(l.lda))),
+                Transpose::Yes => K::run(&args.with_a_src(InPlace::<true>(l.lda))),
+            }
+        }
+    };
+    if packed == 0 {
+        run(&[]);
+    } else {
+        with_buffer(k * packed.div_ceil(K::NR) * K::NR, |buf| {
+            pack_b(b_op, K::NR, 0, k, in_place, packed, buf);
+            run(buf)
+        });
+    }
+    true
+}
+
+/// Elements of packed B kept on the stack (16^3 transposed: 256).
+const STACK: usize = 1024;
+
+/// Runs `f` on a buffer of `len` elements: on the stack when it is short (the thread-local
+/// pool costs a tenth of a 7^3 product), else from the pool.
+fn with_buffer<T: PackCache>(len: usize, f: impl FnOnce(&mut [T])) {
+    if len > STACK {
+        return with_scratch(T::cache_b(), len, f);
+    }
+    let mut buf = [MaybeUninit::<T>::uninit(); STACK];
+    // Zeroed (`pack_b` overwrites it) so that it may be a slice: `len` elements, not STACK.
+    buf[..len].fill(MaybeUninit::new(T::zero()));
+    // SAFETY: the first `len` elements were just written.
+    f(unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), len) })
+}
