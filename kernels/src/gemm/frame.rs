@@ -12,7 +12,7 @@
 //! Threads split M and N only; every element of C sums its K blocks in order, each block in
 //! micro-kernel order, so the bits do not depend on the thread count or the task split.
 
-use super::kernels::{GemmKernel, MacroArgs, Packed};
+use super::kernels::{run_in_place, GemmKernel, MacroArgs, Packed};
 use super::pack::{pack_a, pack_b, with_scratch, Gather, Operand, PackElem};
 use super::{Gemm, Layout, Transpose};
 use crate::simd::Isa;
@@ -218,12 +218,12 @@ impl<T: PackCache> Plan<'_, T> {
     /// at `pc` (beta applies on the first K block only).
     ///
     /// # Safety
-    /// `a_pack` holds the packed `mc x kc` block, `b` covers `kc x ncols`; no other task
-    /// writes this block of C.
+    /// `a_pack` holds the packed `mc x kc` block (or is None: A read in place), `b` covers
+    /// `kc x ncols`; no other task writes this block of C.
     #[allow(clippy::too_many_arguments)]
     unsafe fn macro_block<K: GemmKernel<T>>(
         &self,
-        a_pack: &[T],
+        a_pack: Option<&[T]>,
         b: BPanels<T>,
         pc: usize,
         kc: usize,
@@ -232,10 +232,15 @@ impl<T: PackCache> Plan<'_, T> {
         j0: usize,
         ncols: usize,
     ) {
+        let a = &self.a;
+        let a_at = match a.trans {
+            Transpose::No => i0 * a.ld + pc,
+            Transpose::Yes => pc * a.ld + i0,
+        };
         let args = MacroArgs {
             kc,
-            a: a_pack.as_ptr(),
-            a_src: Packed,
+            a: a_pack.map_or(a.data[a_at..].as_ptr(), |a| a.as_ptr()),
+            a_src: (),
             b: b.base,
             b_panel: b.panel,
             b_row: b.row,
@@ -249,7 +254,12 @@ impl<T: PackCache> Plan<'_, T> {
             beta: if pc == 0 { self.g.beta } else { T::one() },
         };
         // SAFETY: the caller's contract.
-        unsafe { K::run(&args) }
+        unsafe {
+            match a_pack {
+                Some(_) => K::run(&args.with_a_src(Packed)),
+                None => run_in_place::<T, K>(args, a.trans, a.ld),
+            }
+        }
     }
 }
 
@@ -271,23 +281,32 @@ fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
     // All scratch comes from the calling thread's pools, a slice per task: scratch taken
     // inside the tasks would come from whichever worker ran them, and a worker meeting a
     // size for the first time allocates, in any later step (the network layer promises none).
-    let private = chunks > 1 && mp * k * std::mem::size_of::<T>() <= PRIVATE_A_BYTES;
-    let a_len = if private { chunks * mp * k } else { mp * k };
+    let in_place = k == p.kc_max && a_in_place(p.a, k, K::MR);
+    let private = !in_place && chunks > 1 && mp * k * std::mem::size_of::<T>() <= PRIVATE_A_BYTES;
+    let a_len = match (in_place, private) {
+        (true, _) => 0,
+        (_, true) => chunks * mp * k,
+        _ => mp * k,
+    };
     with_scratch(T::cache_a(), a_len, |a_all| {
         with_scratch(T::cache_b(), chunks * b_len, |b_all| {
             let b_packs = b_all.par_chunks_mut(b_len).enumerate();
-            if private {
+            if in_place {
+                b_packs.for_each(|(cc, b_pack)| {
+                    skinny_columns::<T, K>(p, None, b_pack, cc, chunk_panels)
+                });
+            } else if private {
                 b_packs
                     .zip(a_all.par_chunks_mut(mp * k))
                     .for_each(|((cc, b_pack), a_pack)| {
                         pack_a_whole::<T, K>(p, a_pack, false);
-                        skinny_columns::<T, K>(p, a_pack, b_pack, cc, chunk_panels);
+                        skinny_columns::<T, K>(p, Some(a_pack), b_pack, cc, chunk_panels);
                     });
             } else {
                 pack_a_whole::<T, K>(p, a_all, p.threads > 1);
                 let a_pack = &*a_all;
                 b_packs.for_each(|(cc, b_pack)| {
-                    skinny_columns::<T, K>(p, a_pack, b_pack, cc, chunk_panels)
+                    skinny_columns::<T, K>(p, Some(a_pack), b_pack, cc, chunk_panels)
                 });
             }
         })
@@ -350,7 +369,7 @@ fn skinny_step<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) -> usize {
 
 fn skinny_columns<T: PackCache, K: GemmKernel<T>>(
     p: &Plan<'_, T>,
-    a_pack: &[T],
+    a_pack: Option<&[T]>,
     b_pack: &mut [T],
     cc: usize,
     chunk_panels: usize,
@@ -386,9 +405,10 @@ fn skinny_columns<T: PackCache, K: GemmKernel<T>>(
                     pack_b(p.b, K::NR, pc, kc, j, ncols, b_pack);
                     BPanels::packed(b_pack, kc, K::NR)
                 };
-                // SAFETY: A block pc is packed (mp x kc), B covers kc x ncols;
-                // this task alone writes columns j0..j1 of C.
-                unsafe { p.macro_block::<K>(&a_pack[pc * mp..], b, pc, kc, 0, m, j, ncols) };
+                // SAFETY: A block pc is packed (mp x kc) or read in place, B covers
+                // kc x ncols; this task alone writes columns j0..j1 of C.
+                let a = a_pack.map(|a| &a[pc * mp..]);
+                unsafe { p.macro_block::<K>(a, b, pc, kc, 0, m, j, ncols) };
             }
         }
     }
@@ -414,28 +434,43 @@ impl<T> BPanels<T> {
     }
 }
 
-/// Whether a skinny product may read a row-major B in place: a `kc x NR` panel must fit in
-/// half of L1 given the cache sets its row stride maps to (a stride with a large power-of-two
-/// factor, such as 3136 floats, folds the rows onto a quarter of the sets and thrashes L1),
-/// and span few enough pages for the L1 TLB. Then the B panel is read once from memory and
-/// reused from L1 by every row panel, with no packing pass.
+/// Whether a skinny product may read a row-major B in place: a `kc x NR` panel must stay in
+/// L1 (see `rows_fit_l1`). Then the B panel is read once from memory and reused from L1 by
+/// every row panel, with no packing pass.
 pub(super) fn b_in_place<T>(b: Operand<'_, T>, kc: usize, nr: usize) -> bool {
+    b.trans == Transpose::No && b.gather.is_none() && rows_fit_l1::<T>(b.ld, kc, nr)
+}
+
+/// Whether a product with one K block may read A in place instead of packing it (the packed
+/// layout would hold the same elements, used in the same order, so the bits are the same):
+/// what a tile reads at a time must stay in L1, `mr` rows a few depths long, or `kc` depths
+/// of `mr` columns (A transposed). Packing A costs as much as the arithmetic for a small
+/// product (32^3: a third of the call).
+pub(super) fn a_in_place<T>(a: Operand<'_, T>, kc: usize, mr: usize) -> bool {
+    match a.trans {
+        Transpose::No => rows_fit_l1::<T>(a.ld, mr, 4),
+        Transpose::Yes => rows_fit_l1::<T>(a.ld, kc, mr),
+    }
+}
+
+/// Whether `rows` rows of `width` elements, `ld` apart, fit in half of L1 given the cache
+/// sets their stride maps to (a stride with a large power-of-two factor, such as 3136
+/// floats, folds the rows onto a quarter of the sets and thrashes L1), and span few enough
+/// pages for the L1 TLB.
+fn rows_fit_l1<T>(ld: usize, rows: usize, width: usize) -> bool {
     const LINE: usize = 64;
     const SETS: usize = 64;
     const WAYS: usize = 8;
     const TLB_BYTES: usize = 64 * 4096;
-    if b.trans != Transpose::No || b.gather.is_some() {
-        return false;
-    }
-    let stride = b.ld * std::mem::size_of::<T>();
-    let row_lines = (nr * std::mem::size_of::<T>()).div_ceil(LINE) + 1;
+    let stride = ld * std::mem::size_of::<T>();
+    let row_lines = (width * std::mem::size_of::<T>()).div_ceil(LINE) + 1;
     let sets = if stride % LINE == 0 {
         let step = stride / LINE;
         SETS >> step.trailing_zeros().min(SETS.trailing_zeros())
     } else {
         SETS
     };
-    kc * row_lines <= sets * WAYS / 2 && kc * stride <= TLB_BYTES
+    rows * row_lines <= sets * WAYS / 2 && rows * stride <= TLB_BYTES
 }
 
 /// The general case: for each (NC, KC) block, B is packed once and shared; tasks are
@@ -466,7 +501,7 @@ fn run_blocked<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
                         // alone writes rows i0..i0+mc, columns jc+j0..jc+j0+ncols of C.
                         unsafe {
                             p.macro_block::<K>(
-                                a_pack,
+                                Some(a_pack),
                                 BPanels::packed(
                                     &b_block[cc * chunk_panels * panel_len..],
                                     kc,

@@ -4,6 +4,7 @@
 //!
 //! Names follow XNNPACK: `F32Gemm6x16Avx2Fma` computes a 6 x 16 tile of f32 with AVX2+FMA.
 
+use super::Transpose;
 use crate::simd::Vector;
 use num_traits::{Float, One, Zero};
 
@@ -131,6 +132,25 @@ impl<const TRANS: bool> ASource for InPlace<TRANS> {
             self.0
         } else {
             1
+        }
+    }
+}
+
+/// Runs `K` on `args` with A read in place: op(A)'s element `(i, p)` at `args.a + i * lda + p`,
+/// or `args.a + p * lda + i` when A is stored transposed.
+///
+/// # Safety
+/// As [`GemmKernel::run`].
+pub(super) unsafe fn run_in_place<T, K: GemmKernel<T>>(
+    args: MacroArgs<T, ()>,
+    trans: Transpose,
+    lda: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match trans {
+            Transpose::No => K::run(&args.with_a_src(InPlace::<false>(lda))),
+            Transpose::Yes => K::run(&args.with_a_src(InPlace::<true>(lda))),
         }
     }
 }

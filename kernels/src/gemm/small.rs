@@ -8,10 +8,10 @@
 //! The product is below the frame's `PAR_MIN_FLOPS`, so it runs on the calling thread and its
 //! bits do not depend on the thread count; each element is summed in order of depth.
 
-use super::frame::{b_in_place, PackCache, PAR_MIN_FLOPS};
-use super::kernels::{GemmKernel, InPlace, MacroArgs};
+use super::frame::{a_in_place, b_in_place, PackCache, PAR_MIN_FLOPS};
+use super::kernels::{run_in_place, GemmKernel, MacroArgs};
 use super::pack::{pack_b, with_scratch, Operand};
-use super::{Gemm, Layout, Transpose};
+use super::{Gemm, Layout};
 use std::mem::MaybeUninit;
 
 /// Largest `2 m n k` computed here.
@@ -28,7 +28,17 @@ pub(super) fn run<T: PackCache, K: GemmKernel<T>>(
     simd: bool,
 ) -> bool {
     let (m, n, k) = (g.m, g.n, g.k);
-    if k > K::KC || m.saturating_mul(n).saturating_mul(k) > SMALL_FLOPS / 2 {
+    let a_op = Operand {
+        data: a,
+        ld: l.lda,
+        trans: g.trans_a,
+        simd,
+        gather: None,
+    };
+    if k > K::KC
+        || m.saturating_mul(n).saturating_mul(k) > SMALL_FLOPS / 2
+        || !a_in_place(a_op, k, K::MR)
+    {
         return false;
     }
     let b_op = Operand {
@@ -71,12 +81,7 @@ pub(super) fn run<T: PackCache, K: GemmKernel<T>>(
         // SAFETY: the call was validated: A holds `m x k` (rows `lda` apart, or columns when
         // transposed), B's full panels in place hold `k x NR` each (`ldb` apart) and `buf`
         // the packed rest, C holds `m x n` (`ldc` apart) and is ours alone.
-        unsafe {
-            match g.trans_a {
-                Transpose::No => K::run(&args.with_a_src(InPlace::<false>(l.lda))),
-                Transpose::Yes => K::run(&args.with_a_src(InPlace::<true>(l.lda))),
-            }
-        }
+        unsafe { run_in_place::<T, K>(args, g.trans_a, l.lda) }
     };
     if packed == 0 {
         run(&[]);
