@@ -212,19 +212,7 @@ fn pack<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
     let panels = lines.div_ceil(r);
     assert!(out.len() >= panels * kc * r, "pack buffer too small");
     if let Some(g) = x.gather {
-        // Bounds were checked when the call was validated (`gemm_gather`); indexing is
-        // checked here too.
-        return match (contiguous, r) {
-            (false, 8) if g.line.is_some() => gather_cols_lines::<T, 8>(x.data, g, b, out),
-            (false, 16) if g.line.is_some() => gather_cols_lines::<T, 16>(x.data, g, b, out),
-            (false, _) if g.line.is_some() => gather_any(x.data, g, b, out),
-            (false, 4) => gather_cols::<T, 4>(x.data, g, b, out),
-            (false, 6) => gather_cols::<T, 6>(x.data, g, b, out),
-            (false, 8) => gather_cols::<T, 8>(x.data, g, b, out),
-            (false, 16) => gather_cols::<T, 16>(x.data, g, b, out),
-            (true, 1..=16) => gather_lines(x, g, b, out),
-            _ => gather_any(x.data, g, b, out),
-        };
+        return pack_gathered(x, g, b, out);
     }
     // The last element the block addresses must be inside the slice (the caller validated the
     // whole operand; this makes the unchecked reads below local to this function).
@@ -237,27 +225,7 @@ fn pack<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
         assert!(last < x.data.len(), "pack source out of bounds");
     }
     if !contiguous {
-        // Depth-major: each source row is read once, front to back, across all panels, so
-        // the hardware prefetcher streams it (panel by panel would touch `kc` rows `ld` apart
-        // for every 16 elements and wait on memory latency).
-        match r {
-            4 => copy_depth_major::<T, 4>(x, line0, lines, depth0, kc, out),
-            6 => copy_depth_major::<T, 6>(x, line0, lines, depth0, kc, out),
-            8 => copy_depth_major::<T, 8>(x, line0, lines, depth0, kc, out),
-            12 => copy_depth_major::<T, 12>(x, line0, lines, depth0, kc, out),
-            16 => copy_depth_major::<T, 16>(x, line0, lines, depth0, kc, out),
-            _ => {
-                for p in 0..kc {
-                    let start = (depth0 + p) * x.ld + line0;
-                    for (q, src) in x.data[start..start + lines].chunks(r).enumerate() {
-                        let dst = &mut out[q * kc * r + p * r..q * kc * r + (p + 1) * r];
-                        dst[..src.len()].copy_from_slice(src);
-                        dst[src.len()..].fill(T::zero());
-                    }
-                }
-            }
-        }
-        return;
+        return pack_depth_major(x, b, out);
     }
     for q in 0..panels {
         let i0 = q * r;
@@ -274,14 +242,86 @@ fn pack<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
             {
                 continue;
             }
-            match r {
-                4 => interleave::<T, 4>(src, x.ld, n, kc, panel),
-                6 => interleave::<T, 6>(src, x.ld, n, kc, panel),
-                8 => interleave::<T, 8>(src, x.ld, n, kc, panel),
-                12 => interleave::<T, 12>(src, x.ld, n, kc, panel),
-                16 => interleave::<T, 16>(src, x.ld, n, kc, panel),
-                _ => interleave_any(src, x.ld, r, n, kc, panel),
+            interleave_panel(src, x.ld, r, n, kc, panel);
+        }
+    }
+}
+
+/// The gathered layouts of [`pack`] (own function: see `interleave_panel`).
+#[inline(never)]
+fn pack_gathered<T: PackElem>(x: Operand<'_, T>, g: Gather<'_>, b: Block, out: &mut [T]) {
+    // Bounds were checked when the call was validated (`gemm_gather`); indexing is
+    // checked here too.
+    match (b.contiguous, b.r) {
+        (false, 8) if g.line.is_some() => gather_cols_lines::<T, 8>(x.data, g, b, out),
+        (false, 16) if g.line.is_some() => gather_cols_lines::<T, 16>(x.data, g, b, out),
+        (false, _) if g.line.is_some() => gather_any(x.data, g, b, out),
+        (false, 4) => gather_cols::<T, 4>(x.data, g, b, out),
+        (false, 6) => gather_cols::<T, 6>(x.data, g, b, out),
+        (false, 8) => gather_cols::<T, 8>(x.data, g, b, out),
+        (false, 16) => gather_cols::<T, 16>(x.data, g, b, out),
+        (true, 1..=16) => gather_lines(x, g, b, out),
+        _ => gather_any(x.data, g, b, out),
+    }
+}
+
+/// The strided layouts of [`pack`]: line `i` depth `p` at `(depth0 + p) * ld + line0 + i`.
+#[inline(never)]
+fn pack_depth_major<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
+    let Block {
+        r,
+        line0,
+        lines,
+        depth0,
+        kc,
+        ..
+    } = b;
+    // Depth-major: each source row is read once, front to back, across all panels, so
+    // the hardware prefetcher streams it (panel by panel would touch `kc` rows `ld` apart
+    // for every 16 elements and wait on memory latency).
+    match r {
+        4 => copy_depth_major::<T, 4>(x, line0, lines, depth0, kc, out),
+        6 => copy_depth_major::<T, 6>(x, line0, lines, depth0, kc, out),
+        8 => copy_depth_major::<T, 8>(x, line0, lines, depth0, kc, out),
+        12 => copy_depth_major::<T, 12>(x, line0, lines, depth0, kc, out),
+        16 => copy_depth_major::<T, 16>(x, line0, lines, depth0, kc, out),
+        _ => {
+            for p in 0..kc {
+                let start = (depth0 + p) * x.ld + line0;
+                for (q, src) in x.data[start..start + lines].chunks(r).enumerate() {
+                    let dst = &mut out[q * kc * r + p * r..q * kc * r + (p + 1) * r];
+                    dst[..src.len()].copy_from_slice(src);
+                    dst[src.len()..].fill(T::zero());
+                }
             }
+        }
+    }
+}
+
+/// One panel of `n <= r` lines without SIMD transposes. Not inlined: its five
+/// instantiations inlined into `pack` made every call run through kilobytes of code, the
+/// SIMD path's too (a 16 x 16 panel: 77 ns in `pack_b` for 25 ns of transposing).
+///
+/// # Safety
+/// As [`interleave`].
+#[inline(never)]
+unsafe fn interleave_panel<T: Float>(
+    src: *const T,
+    ld: usize,
+    r: usize,
+    n: usize,
+    kc: usize,
+    panel: &mut [T],
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match r {
+            4 => interleave::<T, 4>(src, ld, n, kc, panel),
+            6 => interleave::<T, 6>(src, ld, n, kc, panel),
+            8 => interleave::<T, 8>(src, ld, n, kc, panel),
+            12 => interleave::<T, 12>(src, ld, n, kc, panel),
+            16 => interleave::<T, 16>(src, ld, n, kc, panel),
+            _ => interleave_any(src, ld, r, n, kc, panel),
         }
     }
 }
