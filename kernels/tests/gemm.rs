@@ -204,8 +204,9 @@ proptest! {
 
 /// Every alpha/beta pair of the sampled scalars (the special cases 0 and 1 included) on
 /// every transpose and ISA, for small products (direct path: B packed, in place, in place
-/// with a packed edge; k = 1), a matrix-vector one and a packed one (k past the K block):
-/// each special case has its own code in every path.
+/// with a packed edge; k = 1), a matrix-vector one, a packed one (k past the K block) and a
+/// threaded one-row-block one (A in place for f32, one K block; packed for f64, two): each
+/// special case has its own code in every path.
 #[test]
 fn every_alpha_beta_pair_on_every_path() {
     let scalars = [0.0, 1.0, -1.0, 0.5, 2.5];
@@ -216,6 +217,7 @@ fn every_alpha_beta_pair_on_every_path() {
         (40, 37, 20),
         (13, 32, 1),
         (40, 37, 400),
+        (50, 100, 300),
     ];
     for (m, n, k) in shapes {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
@@ -322,6 +324,8 @@ fn bitwise_identical_across_thread_counts() {
         (333, 517, 300, false, false),
         (1, 4096, 600, false, false),
         (700, 3, 500, true, true),
+        (97, 131, 113, false, false),
+        (100, 300, 64, true, false),
     ];
     for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
         for &(m, n, k, ta, tb) in &shapes {

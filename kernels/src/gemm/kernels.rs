@@ -141,6 +141,7 @@ impl<const TRANS: bool> ASource for InPlace<TRANS> {
 ///
 /// # Safety
 /// As [`GemmKernel::run`].
+#[inline]
 pub(super) unsafe fn run_in_place<T, K: GemmKernel<T>>(
     args: MacroArgs<T, ()>,
     trans: Transpose,

@@ -1,21 +1,19 @@
-//! Small products (at most `SMALL_FLOPS`, one K block) run the micro-kernel straight on the
-//! operands: for these the frame's fixed costs (packing A, a rayon pass over one task) take
-//! as long as the arithmetic (32^3: a third of the time in packing). A is read in place,
-//! each element broadcast from its row (or column, A transposed) with the strides computed
-//! once; B is read in place when its rows are (as in the frame's skinny path), else packed;
-//! the register tiles, edge pieces and alpha/beta stores are those of the packed path.
+//! Small products (below the frame's `PAR_MIN_FLOPS`, one K block) run the micro-kernel on the
+//! operands: for these the frame's fixed costs (packing A, scratch pools, a rayon pass over
+//! one task) take as long as the arithmetic (32^3: a third of the time went to packing).
+//! A is read in place, each element broadcast from its row (or column, A transposed) with the
+//! strides computed once, when a tile's rows stay in L1 (`a_in_place`; otherwise the frame
+//! runs it); B is read in place when its rows are contiguous and its panel stays in L1, else
+//! packed; register tiles, edge pieces and the alpha/beta stores are those of the packed path.
 //!
-//! The product is below the frame's `PAR_MIN_FLOPS`, so it runs on the calling thread and its
-//! bits do not depend on the thread count; each element is summed in order of depth.
+//! Below `PAR_MIN_FLOPS` the product runs on the calling thread, so its bits do not depend on
+//! the thread count; each element is summed in order of depth.
 
 use super::frame::{a_in_place, b_in_place, PackCache, PAR_MIN_FLOPS};
 use super::kernels::{run_in_place, GemmKernel, MacroArgs};
 use super::pack::{pack_b, with_scratch, Operand};
 use super::{Gemm, Layout};
 use std::mem::MaybeUninit;
-
-/// Largest `2 m n k` computed here.
-const SMALL_FLOPS: usize = PAR_MIN_FLOPS / 2;
 
 /// Computes a small product directly; false (doing nothing) if the product is not small.
 /// `simd`: packing may use the AVX2 transposes.
@@ -35,10 +33,8 @@ pub(super) fn run<T: PackCache, K: GemmKernel<T>>(
         simd,
         gather: None,
     };
-    if k > K::KC
-        || m.saturating_mul(n).saturating_mul(k) > SMALL_FLOPS / 2
-        || !a_in_place(a_op, k, K::MR)
-    {
+    let flops = m.saturating_mul(n).saturating_mul(k).saturating_mul(2);
+    if k > K::KC || flops >= PAR_MIN_FLOPS || !a_in_place(a_op, k, K::MR) {
         return false;
     }
     let b_op = Operand {
