@@ -13,7 +13,6 @@ use super::frame::{a_in_place, b_in_place, PackCache, PAR_MIN_FLOPS};
 use super::kernels::{run_in_place, GemmKernel, MacroArgs};
 use super::pack::{pack_b, with_scratch, Operand};
 use super::{Gemm, Layout};
-use std::mem::MaybeUninit;
 
 /// Computes a small product directly; false (doing nothing) if the product is not small.
 /// `simd`: packing may use the AVX2 transposes.
@@ -91,17 +90,14 @@ pub(super) fn run<T: PackCache, K: GemmKernel<T>>(
 }
 
 /// Elements of packed B kept on the stack (16^3 transposed: 256).
-const STACK: usize = 1024;
+const STACK: usize = 256;
 
-/// Runs `f` on a buffer of `len` elements: on the stack when it is short (the thread-local
-/// pool costs a tenth of a 7^3 product), else from the pool.
+/// Runs `f` on a zeroed buffer of `len` elements: on the stack when it is short (zeroing a
+/// fixed size is a few vector stores; the thread-local pool costs a tenth of a 7^3 product),
+/// else from the pool.
 fn with_buffer<T: PackCache>(len: usize, f: impl FnOnce(&mut [T])) {
     if len > STACK {
         return with_scratch(T::cache_b(), len, f);
     }
-    let mut buf = [MaybeUninit::<T>::uninit(); STACK];
-    // Zeroed (`pack_b` overwrites it) so that it may be a slice: `len` elements, not STACK.
-    buf[..len].fill(MaybeUninit::new(T::zero()));
-    // SAFETY: the first `len` elements were just written.
-    f(unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), len) })
+    f(&mut [T::zero(); STACK][..len])
 }
