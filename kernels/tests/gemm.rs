@@ -205,8 +205,9 @@ proptest! {
 /// Every alpha/beta pair of the sampled scalars (the special cases 0 and 1 included) on
 /// every transpose and ISA, for small products (direct path: B packed, in place, in place
 /// with a packed edge; k = 1), a matrix-vector one, a packed one (k past the K block) and a
-/// threaded one-row-block one (A in place for f32, one K block; packed for f64, two): each
-/// special case has its own code in every path.
+/// threaded one-row-block one (A in place for f32, one K block; packed for f64, two) and a
+/// row-blocked one a panel wide (A in place over two K blocks): each special case has its
+/// own code in every path.
 #[test]
 fn every_alpha_beta_pair_on_every_path() {
     let scalars = [0.0, 1.0, -1.0, 0.5, 2.5];
@@ -218,6 +219,7 @@ fn every_alpha_beta_pair_on_every_path() {
         (13, 32, 1),
         (40, 37, 400),
         (50, 100, 300),
+        (200, 5, 400),
     ];
     for (m, n, k) in shapes {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
@@ -326,6 +328,7 @@ fn bitwise_identical_across_thread_counts() {
         (700, 3, 500, true, true),
         (97, 131, 113, false, false),
         (100, 300, 64, true, false),
+        (1000, 8, 500, false, false),
     ];
     for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
         for &(m, n, k, ta, tb) in &shapes {

@@ -205,6 +205,14 @@ impl<T: PackCache> Plan<'_, T> {
         (chunk_panels, n_panels.div_ceil(chunk_panels))
     }
 
+    /// Whether A is read in place instead of packed (see [`a_in_place`] for L1): with one
+    /// K block (the packed layout would hold the same elements in the same order of use, so
+    /// the bits are the same), or one B panel (each element of A is used once, and packing
+    /// it is a pass of its own: 4096 x 8 x 64 spent half its time there).
+    fn a_in_place<K: GemmKernel<T>>(&self) -> bool {
+        (self.g.k == self.kc_max || self.g.n <= K::NR) && a_in_place(self.a, self.kc_max, K::MR)
+    }
+
     /// Runs `task(0..tasks)`, in parallel when the call is big enough.
     fn for_each_task(&self, tasks: usize, task: impl Fn(usize) + Sync + Send) {
         if self.threads == 1 || tasks == 1 {
@@ -281,7 +289,7 @@ fn run_skinny<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
     // All scratch comes from the calling thread's pools, a slice per task: scratch taken
     // inside the tasks would come from whichever worker ran them, and a worker meeting a
     // size for the first time allocates, in any later step (the network layer promises none).
-    let in_place = k == p.kc_max && a_in_place(p.a, k, K::MR);
+    let in_place = p.a_in_place::<K>();
     let private = !in_place && chunks > 1 && mp * k * std::mem::size_of::<T>() <= PRIVATE_A_BYTES;
     let a_len = match (in_place, private) {
         (true, _) => 0,
@@ -478,6 +486,9 @@ fn rows_fit_l1<T>(ld: usize, rows: usize, width: usize) -> bool {
 fn run_blocked<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
     let (m, n, k) = (p.g.m, p.g.n, p.g.k);
     let b_len = p.kc_max * K::NC.min(n.div_ceil(K::NR) * K::NR);
+    // Only one panel wide: otherwise a packed block of A serves every column panel of the
+    // task from L2, in the order the micro-kernel reads it.
+    let in_place = n <= K::NR && p.a_in_place::<K>();
     with_scratch(T::cache_b(), b_len, |b_pack| {
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
@@ -495,13 +506,22 @@ fn run_blocked<T: PackCache, K: GemmKernel<T>>(p: &Plan<'_, T>) {
                     let mc = p.mc_max.min(m - i0);
                     let j0 = cc * chunk_panels * K::NR;
                     let ncols = (chunk_panels * K::NR).min(nc - j0);
-                    with_scratch(T::cache_a(), mc.div_ceil(K::MR) * K::MR * kc, |a_pack| {
-                        pack_a(p.a, K::MR, i0, mc, pc, kc, a_pack);
-                        // SAFETY: A is packed (mc x kc), B panels cover kc x nc; this task
-                        // alone writes rows i0..i0+mc, columns jc+j0..jc+j0+ncols of C.
+                    let a_len = if in_place {
+                        0
+                    } else {
+                        mc.div_ceil(K::MR) * K::MR * kc
+                    };
+                    with_scratch(T::cache_a(), a_len, |a_pack| {
+                        let a_pack = (!in_place).then(|| {
+                            pack_a(p.a, K::MR, i0, mc, pc, kc, a_pack);
+                            &*a_pack
+                        });
+                        // SAFETY: A is packed (mc x kc) or read in place, B panels cover
+                        // kc x nc; this task alone writes rows i0..i0+mc, columns
+                        // jc+j0..jc+j0+ncols of C.
                         unsafe {
                             p.macro_block::<K>(
-                                Some(a_pack),
+                                a_pack,
                                 BPanels::packed(
                                     &b_block[cc * chunk_panels * panel_len..],
                                     kc,
