@@ -93,13 +93,15 @@ fuzz_target!(|data: &[u8]| {
         let loss = softmax_cross_entropy(backend, &p, &x, &labels, want_grad.then_some(&mut g[..]))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let loss_only = softmax_cross_entropy(backend, &p, &x, &labels, None).unwrap();
+        // The loss-only call sums its own way (one pass, a cheaper exponential): the same
+        // bound as the gradient call, not the same bits.
         assert!(
-            same(&[loss], &[loss_only]),
-            "{name}: loss with and without gradient differ"
+            close(loss_only, want, loss_bound),
+            "{name}: loss only {loss_only:e} vs {want:e} {p:?}"
         );
         if let Some(u) = &ulabels {
             let lu = softmax_cross_entropy(backend, &p, &x, u, None).unwrap();
-            assert!(same(&[loss], &[lu]), "{name}: usize labels differ");
+            assert!(same(&[loss_only], &[lu]), "{name}: usize labels differ");
         }
         assert!(
             close(loss, want, loss_bound),
