@@ -248,7 +248,6 @@ impl<T: PackCache> Plan<'_, T> {
         let args = MacroArgs {
             kc,
             a: a_pack.map_or(a.data[a_at..].as_ptr(), |a| a.as_ptr()),
-            a_src: (),
             b: b.base,
             b_panel: b.panel,
             b_row: b.row,
@@ -264,8 +263,8 @@ impl<T: PackCache> Plan<'_, T> {
         // SAFETY: the caller's contract.
         unsafe {
             match a_pack {
-                Some(_) => K::run(&args.with_a_src(Packed)),
-                None => run_in_place::<T, K>(args, a.trans, a.ld),
+                Some(_) => K::run(&args, Packed),
+                None => run_in_place::<T, K>(&args, a.trans, a.ld),
             }
         }
     }

@@ -10,12 +10,11 @@ use num_traits::{Float, One, Zero};
 
 /// One call of the macro-kernel: a block of A (packed in MR-row panels, `kc` deep, or read in
 /// place) times a chunk of B panels (packed or in place), written into C with alpha/beta.
-pub(super) struct MacroArgs<T, A> {
+pub(super) struct MacroArgs<T> {
     /// Depth of this K block.
     pub kc: usize,
-    /// A, laid out as `a_src` says.
+    /// A, laid out as the call's [`ASource`] says.
     pub a: *const T,
-    pub a_src: A,
     /// B panels: depth `p`, column `j` of panel `q` is at `b + q * b_panel + p * b_row + j`.
     /// Packed: `b_panel = kc * NR`, `b_row = NR`. Read in place from a row-major B:
     /// `b_panel = NR`, `b_row = ldb`.
@@ -36,42 +35,6 @@ pub(super) struct MacroArgs<T, A> {
     pub alpha: T,
     /// Scale of the old C (1 after the first K block; 0 overwrites without reading).
     pub beta: T,
-}
-
-impl<T, A> MacroArgs<T, A> {
-    /// The same call with A found through `a_src`.
-    pub fn with_a_src<B>(self, a_src: B) -> MacroArgs<T, B> {
-        let MacroArgs {
-            kc,
-            a,
-            a_src: _,
-            b,
-            b_panel,
-            b_row,
-            b_edge,
-            m,
-            n,
-            c,
-            ldc,
-            alpha,
-            beta,
-        } = self;
-        MacroArgs {
-            kc,
-            a,
-            a_src,
-            b,
-            b_panel,
-            b_row,
-            b_edge,
-            m,
-            n,
-            c,
-            ldc,
-            alpha,
-            beta,
-        }
-    }
 }
 
 /// How the macro-kernel finds A: row `i`, depth `p` of the block is at
@@ -143,15 +106,15 @@ impl<const TRANS: bool> ASource for InPlace<TRANS> {
 /// As [`GemmKernel::run`].
 #[inline]
 pub(super) unsafe fn run_in_place<T, K: GemmKernel<T>>(
-    args: MacroArgs<T, ()>,
+    args: &MacroArgs<T>,
     trans: Transpose,
     lda: usize,
 ) {
     // SAFETY: the caller's contract.
     unsafe {
         match trans {
-            Transpose::No => K::run(&args.with_a_src(InPlace::<false>(lda))),
-            Transpose::Yes => K::run(&args.with_a_src(InPlace::<true>(lda))),
+            Transpose::No => K::run(args, InPlace::<false>(lda)),
+            Transpose::Yes => K::run(args, InPlace::<true>(lda)),
         }
     }
 }
@@ -171,9 +134,10 @@ pub(super) trait GemmKernel<T>: Sync {
     /// Runs the macro-kernel.
     ///
     /// # Safety
-    /// The pointers of `args` cover the `m x kc` block of A, the B panels and the `m x n`
-    /// block of C (row stride `ldc`); no other thread touches that block of C during the call.
-    unsafe fn run<A: ASource>(args: &MacroArgs<T, A>);
+    /// The pointers of `args` cover the `m x kc` block of A (laid out as `a_src` says), the B
+    /// panels and the `m x n` block of C (row stride `ldc`); no other thread touches that
+    /// block of C during the call.
+    unsafe fn run<A: ASource>(args: &MacroArgs<T>, a_src: A);
 }
 
 /// The macro-kernel: every MR x NR tile of the block, B panel outermost so it stays in L1
@@ -183,7 +147,8 @@ pub(super) trait GemmKernel<T>: Sync {
 /// As [`GemmKernel::run`]; `NRV * V::LANES` is the kernel's NR.
 #[inline(always)]
 unsafe fn macro_kernel<V: Vector, A: ASource, const MR: usize, const NRV: usize>(
-    args: &MacroArgs<V::Elem, A>,
+    args: &MacroArgs<V::Elem>,
+    a_src: A,
 ) where
     V::Elem: Float,
 {
@@ -203,7 +168,7 @@ unsafe fn macro_kernel<V: Vector, A: ASource, const MR: usize, const NRV: usize>
             let mr_eff = MR.min(args.m - i);
             // SAFETY: rows i.. of A exist; the tile of C is inside the block.
             unsafe {
-                let a = args.a.add((i / MR) * args.a_src.panel(MR, kc));
+                let a = args.a.add((i / MR) * a_src.panel(MR, kc));
                 let c = args.c.add(i * args.ldc + j);
                 // Start fetching the C tile now so the write-back does not wait on memory.
                 for r in (0..mr_eff).filter(|_| A::PREFETCH_C) {
@@ -213,15 +178,15 @@ unsafe fn macro_kernel<V: Vector, A: ASource, const MR: usize, const NRV: usize>
                 let rows = Rows {
                     kc,
                     a,
-                    a_row: args.a_src.row(),
-                    a_depth: args.a_src.depth(MR),
+                    a_row: a_src.row(),
+                    a_depth: a_src.depth(MR),
                     b,
                     b_row,
                     c,
                     nr_eff,
                 };
                 if mr_eff == MR {
-                    rows.run::<V, MR, NRV, A>(args);
+                    rows.run::<V, MR, NRV>(args);
                 } else {
                     // The last, partial row panel in pieces of 4, 2 and 1 rows, each a
                     // smaller tile over the same B panel (still in L1): m = 64 on 6-row
@@ -231,9 +196,9 @@ unsafe fn macro_kernel<V: Vector, A: ASource, const MR: usize, const NRV: usize>
                     while r < mr_eff {
                         let piece = rows.down(r, args.ldc);
                         r += match mr_eff - r {
-                            4.. => piece.run::<V, 4, NRV, A>(args),
-                            2 | 3 => piece.run::<V, 2, NRV, A>(args),
-                            _ => piece.run::<V, 1, NRV, A>(args),
+                            4.. => piece.run::<V, 4, NRV>(args),
+                            2 | 3 => piece.run::<V, 2, NRV>(args),
+                            _ => piece.run::<V, 1, NRV>(args),
                         };
                     }
                 }
@@ -274,9 +239,9 @@ impl<T> Rows<T> {
     /// A and the B panel hold `kc` depths of these rows and columns; the `R x nr_eff` tile of
     /// C is inside the block of `args`.
     #[inline(always)]
-    unsafe fn run<V: Vector<Elem = T>, const R: usize, const NRV: usize, A>(
+    unsafe fn run<V: Vector<Elem = T>, const R: usize, const NRV: usize>(
         self,
-        args: &MacroArgs<T, A>,
+        args: &MacroArgs<T>,
     ) -> usize
     where
         T: Float,
@@ -453,15 +418,15 @@ macro_rules! gemm_kernel {
             const MC: usize = $mc;
             const KC: usize = $kc;
             const NC: usize = $nc;
-            unsafe fn run<A: ASource>(args: &MacroArgs<$t, A>) {
+            unsafe fn run<A: ASource>(args: &MacroArgs<$t>, a_src: A) {
                 $(#[target_feature(enable = $tf)])?
-                unsafe fn body<A: ASource>(args: &MacroArgs<$t, A>) {
+                unsafe fn body<A: ASource>(args: &MacroArgs<$t>, a_src: A) {
                     // SAFETY: forwarded from `run`'s contract.
-                    unsafe { macro_kernel::<$v, A, $mr, $nrv>(args) }
+                    unsafe { macro_kernel::<$v, A, $mr, $nrv>(args, a_src) }
                 }
                 // SAFETY: `run`'s contract; for the AVX2 kernels, the frame only selects them
                 // when the CPU has AVX2 and FMA (`Isa::supported`).
-                unsafe { body(args) }
+                unsafe { body(args, a_src) }
             }
         }
     };

@@ -61,7 +61,6 @@ pub(super) fn run<T: PackCache, K: GemmKernel<T>>(
         let args = MacroArgs {
             kc: k,
             a: a.as_ptr(),
-            a_src: (),
             b,
             b_panel,
             b_row,
@@ -76,7 +75,7 @@ pub(super) fn run<T: PackCache, K: GemmKernel<T>>(
         // SAFETY: the call was validated: A holds `m x k` (rows `lda` apart, or columns when
         // transposed), B's full panels in place hold `k x NR` each (`ldb` apart) and `buf`
         // the packed rest, C holds `m x n` (`ldc` apart) and is ours alone.
-        unsafe { run_in_place::<T, K>(args, g.trans_a, l.lda) }
+        unsafe { run_in_place::<T, K>(&args, g.trans_a, l.lda) }
     };
     if packed == 0 {
         run(&[]);
