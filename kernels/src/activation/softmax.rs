@@ -139,9 +139,9 @@ pub(crate) fn row_log_sum_exp<V: Vector<Elem = f32>, const EXACT_MAX: bool>(
         let m = max_lane(v.max);
         // `b - m` (in `[0, BOUND_SLACK]`, or NaN) is exact in f64.
         (m, ln_s + (v.bound as f64 - m as f64))
-    } else if v.bound == -f32::MAX && x.iter().all(|&e| e == f32::NEG_INFINITY) {
-        // Every term was clamped (`e^-109`, not 0): a sum of 256 or more of them would not
-        // round to 0.
+    } else if v.bound == -f32::MAX && ln_s < 0.0 {
+        // The bound never rose, so every entry is `-f32::MAX` (a term of 1) or `-inf`: a sum
+        // below 1 means all `-inf`, whose clamped terms (`e^-109`, not 0) need not round to 0.
         (v.bound, f64::NEG_INFINITY)
     } else {
         (v.bound, ln_s)

@@ -155,7 +155,7 @@ pub(crate) fn tail_keep<V: Vector<Elem = f32>>(ow: usize) -> V {
 /// For each of the `KB` gradient planes `g[kk]` and the `T` taps `off`, adds `sum over rows
 /// i < rows, columns j of g[kk][i * ow + j] * input(tap, i, j)` to `acc[kk][t]` (each `g[kk]`
 /// holds `rows` rows of `ow`; `keep = tail_keep(ow)`). Several planes share each input load
-/// (a 3x3 weight gradient is 9 FMAs per 10 loads with one plane, 12 per 7 with four). Rows
+/// (a 3x3 weight gradient is 9 FMAs per 10 loads with one plane, 9 per 6 with three). Rows
 /// narrower than a vector go to `sacc`, one column at a time. Every accumulator sums in the
 /// same order (rows, column vectors) whatever `KB`.
 ///
@@ -204,11 +204,8 @@ unsafe fn dot_rows_vectors<V: Vector<Elem = f32>, const KB: usize, const T: usiz
     for i in 0..rows {
         let row = t.x[i * t.stride..].as_ptr();
         for j in (0..whole).map(|v| v * l) {
-            let mut gv = [V::zero(); KB];
-            for (v, g) in gv.iter_mut().zip(&g) {
-                // SAFETY: `j + LANES <= ow`: inside row `i` of the plane.
-                *v = unsafe { V::load(g.as_ptr().add(i * ow + j)) };
-            }
+            // SAFETY: `j + LANES <= ow`: inside row `i` of each plane.
+            let gv = unsafe { load_planes::<V, KB>(&g, i * ow + j) };
             for (tt, &o) in off.iter().enumerate() {
                 // SAFETY: inside `x` (`in_bounds`).
                 let xv = unsafe { V::load(row.add(o + j)) };
@@ -219,11 +216,8 @@ unsafe fn dot_rows_vectors<V: Vector<Elem = f32>, const KB: usize, const T: usiz
         }
         if whole * l < ow {
             let last = ow - l;
-            let mut gv = [V::zero(); KB];
-            for (v, g) in gv.iter_mut().zip(&g) {
-                // SAFETY: as above.
-                *v = unsafe { V::load(g.as_ptr().add(i * ow + last)) };
-            }
+            // SAFETY: as above.
+            let gv = unsafe { load_planes::<V, KB>(&g, i * ow + last) };
             for (tt, &o) in off.iter().enumerate() {
                 // SAFETY: as above.
                 let xv = unsafe { V::load(row.add(o + last)) };
@@ -234,4 +228,21 @@ unsafe fn dot_rows_vectors<V: Vector<Elem = f32>, const KB: usize, const T: usiz
         }
     }
     *acc_out = acc_l;
+}
+
+/// A vector from each plane at `at`.
+///
+/// # Safety
+/// Every plane holds `at + LANES` elements.
+#[inline(always)]
+unsafe fn load_planes<V: Vector<Elem = f32>, const KB: usize>(
+    g: &[&[f32]; KB],
+    at: usize,
+) -> [V; KB] {
+    let mut gv = [V::zero(); KB];
+    for (v, g) in gv.iter_mut().zip(g) {
+        // SAFETY: the caller's contract.
+        *v = unsafe { V::load(g.as_ptr().add(at)) };
+    }
+    gv
 }

@@ -14,10 +14,11 @@
 //!
 //! With the gradient, one call makes three passes over a row that stays in cache: the maximum,
 //! `exp(x - m)` written to `dlogits` while summing, then the scaling in place. The loss-only
-//! call makes one pass, reading each logit once (`row_log_sum_exp`: a running bound,
-//! raised when exceeded, and a cheaper exponential for the terms); its loss may differ from
-//! the gradient call's in the last bits, within the same error bound. Stable for logits of any finite magnitude (the maximum is subtracted in f32,
-//! exact for nearby values, and the row loss is formed in f64); `-inf` logits have
+//! call makes one pass, reading each logit once (`row_log_sum_exp`: a running bound, raised
+//! when exceeded, and a cheaper exponential for the terms); its loss may differ from the
+//! gradient call's in the last bits, within the same error bound. Stable for logits of any
+//! finite magnitude (the maximum is subtracted in f32, exact for nearby values, and the row
+//! loss is formed in f64); `-inf` logits have
 //! probability 0 (a `-inf` at the label gives an infinite loss). A row holding `+inf` or
 //! NaN, or only `-inf`, gives NaN. Per-row losses are summed in f64 over a fixed binary tree
 //! of row blocks, so the result is bitwise identical for any thread count.
