@@ -5,6 +5,11 @@
 //! grow once per worker, and with several workers, work stealing decides when each worker
 //! first meets each shape, so "after the first step" becomes "after every worker has run
 //! every shape once", which a test cannot pin down.
+//!
+//! Only the pool's worker counts (marked by the pool's start handler): the test harness's
+//! main thread allocates when it reports the other test's result, and a process-wide count
+//! saw those allocations whenever the other test finished during this one's steps (about one
+//! run in five under load). With a one-thread pool every kernel runs on that worker.
 
 use nnkern::layers::{Activation, Linear};
 use nnkern::loss::SoftmaxCrossEntropy;
@@ -12,19 +17,41 @@ use nnkern::optim::Optimizer;
 use nnkern::rng::Rng;
 use nnkern::{Layer, Sequential, Tensor};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
-/// The counter is process-wide: the tests take turns.
+thread_local! {
+    /// Set on the threads whose allocations count (a const `Cell<bool>` needs no allocation
+    /// and no destructor, so the allocator may read it).
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A one-thread pool whose worker counts its allocations.
+fn counted_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .start_handler(|_| COUNTED.with(|c| c.set(true)))
+        .build()
+        .unwrap()
+}
+
+/// The counter is shared: the tests take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 // SAFETY: forwards to the system allocator, only counting calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -33,7 +60,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -58,10 +85,7 @@ fn step(
 #[test]
 fn mlp_training_step_allocates_nothing_after_the_first() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let pool = counted_pool();
     pool.install(mlp_steps);
 }
 
@@ -105,10 +129,7 @@ fn mlp_steps() {
 #[test]
 fn seed_cnn_training_step_allocates_nothing_after_the_first() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let pool = counted_pool();
     pool.install(|| {
         let mut s = nnkern::bench::train_step::seed_cnn(&mut Rng::new(2)).unwrap();
         let (x, labels) = nnkern::bench::train_step::batch(&s, 8);
