@@ -117,7 +117,6 @@ fn activations(inp: &mut Input) {
     });
 }
 
-
 fn softmaxes(inp: &mut Input) {
     let (rows, cols) = (inp.dim(5), inp.dim(40));
     let Some(n) = rows.checked_mul(cols) else {

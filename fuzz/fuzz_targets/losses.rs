@@ -115,7 +115,11 @@ fn term_bounds(kind: u8, x: f64, y: f64) -> (f64, f64) {
             // max(x, 0) - x y per sign, with 0 * inf = 0, as the kernel computes it: an
             // infinite logit with its matching label has a finite (zero) term, not NaN.
             let mul0 = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a * b };
-            let linear = if x >= 0.0 { mul0(x, 1.0 - y) } else { mul0(-x, y) };
+            let linear = if x >= 0.0 {
+                mul0(x, 1.0 - y)
+            } else {
+                mul0(-x, y)
+            };
             let term = linear + (-x.abs()).exp().ln_1p();
             (8.0 * EPS * term.abs() + 1e-30, 4.0 * EPS * (1.0 + y.abs()))
         }
