@@ -91,12 +91,20 @@ pub(super) fn run<T: PackCache, K: GemmKernel<T>>(
 /// Elements of packed B kept on the stack (16^3 transposed: 256).
 const STACK: usize = 256;
 
-/// Runs `f` on a zeroed buffer of `len` elements: on the stack when it is short (zeroing a
-/// fixed size is a few vector stores; the thread-local pool costs a tenth of a 7^3 product),
-/// else from the pool.
+/// The smaller stack buffer (a 7^3 product packs 56).
+const STACK_SHORT: usize = 64;
+
+/// Runs `f` on a buffer of `len` elements, which it overwrites whole (`pack_b` writes every
+/// lane of its panels): on the stack when it is short, else from the thread-local pool (which
+/// costs a tenth of a 7^3 product). The stack array must be initialised, so short ones take a
+/// 64-element array: zeroing 1 kB for a 7^3 product was a `memset` call and a fifth of its
+/// time, 256 B is a few vector stores.
 fn with_buffer<T: PackCache>(len: usize, f: impl FnOnce(&mut [T])) {
-    if len > STACK {
-        return with_scratch(T::cache_b(), len, f);
+    if len <= STACK_SHORT {
+        f(&mut [T::zero(); STACK_SHORT][..len])
+    } else if len <= STACK {
+        f(&mut [T::zero(); STACK][..len])
+    } else {
+        with_scratch(T::cache_b(), len, f)
     }
-    f(&mut [T::zero(); STACK][..len])
 }
