@@ -87,7 +87,7 @@ pub fn save(path: impl AsRef<Path>, model: &dyn Layer, opt: Option<&Optimizer>) 
     header.insert("__metadata__".into(), Value::Object(meta));
     let mut head = serde_json::to_vec(&Value::Object(header)).expect("JSON of plain values");
     // Pad with spaces to a multiple of 8, as the reference implementation does.
-    while head.len() % 8 != 0 {
+    while !head.len().is_multiple_of(8) {
         head.push(b' ');
     }
 

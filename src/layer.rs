@@ -142,7 +142,7 @@ pub(crate) fn expect_shape(what: &str, x: &[usize], tail: &[Option<usize>]) -> R
         && x.iter()
             .skip(1)
             .zip(tail)
-            .all(|(d, t)| t.map_or(true, |t| *d == t));
+            .all(|(d, t)| t.is_none_or(|t| *d == t));
     if ok {
         Ok(())
     } else {

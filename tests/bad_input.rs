@@ -435,7 +435,7 @@ fn idx(dims: &[u32], data_len: usize) -> Vec<u8> {
     for d in dims {
         b.extend_from_slice(&d.to_be_bytes());
     }
-    b.extend(std::iter::repeat(7u8).take(data_len));
+    b.extend(std::iter::repeat_n(7u8, data_len));
     b
 }
 

@@ -87,7 +87,7 @@ impl Conv2d {
         let sizes = [in_ch, out_ch, kernel[0], kernel[1], g];
         let positive = sizes.iter().all(|&v| v > 0)
             && opts.stride.iter().chain(&opts.dilation).all(|&v| v > 0);
-        if !positive || in_ch % g != 0 || out_ch % g != 0 {
+        if !positive || !in_ch.is_multiple_of(g) || !out_ch.is_multiple_of(g) {
             return Err(Error::Invalid(format!(
                 "Conv2d: sizes must be positive and channels ({in_ch} in, {out_ch} out) \
                  multiples of groups ({g})"

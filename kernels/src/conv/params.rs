@@ -143,11 +143,11 @@ impl Conv2dBuilder {
                 return Err(invalid(arg, format!("{v} exceeds 2^31 - 1")));
             }
         }
-        if b.c % b.groups != 0 {
+        if !b.c.is_multiple_of(b.groups) {
             let what = format!("c = {} is not divisible by groups = {}", b.c, b.groups);
             return Err(invalid("c", what));
         }
-        if b.k % b.groups != 0 {
+        if !b.k.is_multiple_of(b.groups) {
             let what = format!("k = {} is not divisible by groups = {}", b.k, b.groups);
             return Err(invalid("k", what));
         }

@@ -72,9 +72,11 @@ pub(super) fn gemm_f32(
     let b = (b, gather);
     match Isa::active() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if g.n <= 8 => run::<f32, F32Gemm12x8Avx2Fma>(g, l, a, b, c, true),
+        Isa::Avx2 | Isa::Avx512 if g.n <= 8 => run::<f32, F32Gemm12x8Avx2Fma>(g, l, a, b, c, true),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => run::<f32, F32Gemm6x16Avx2Fma>(g, l, a, b, c, true),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => run::<f32, F32Gemm8x16Avx512>(g, l, a, b, c, true),
         Isa::Scalar => run::<f32, F32Gemm4x4Scalar>(g, l, a, b, c, false),
         _ => run::<f32, F32Gemm4x8Wide>(g, l, a, b, c, false),
     }
@@ -84,7 +86,7 @@ pub(super) fn gemm_f64(g: &Gemm<f64>, l: Layout, a: &[f64], b: &[f64], c: &mut [
     use super::kernels::*;
     match Isa::active() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => run::<f64, F64Gemm6x8Avx2Fma>(g, l, a, (b, None), c, true),
+        Isa::Avx2 | Isa::Avx512 => run::<f64, F64Gemm6x8Avx2Fma>(g, l, a, (b, None), c, true),
         Isa::Scalar => run::<f64, F64Gemm4x4Scalar>(g, l, a, (b, None), c, false),
         _ => run::<f64, F64Gemm4x4Wide>(g, l, a, (b, None), c, false),
     }
@@ -471,7 +473,7 @@ fn rows_fit_l1<T>(ld: usize, rows: usize, width: usize) -> bool {
     const TLB_BYTES: usize = 64 * 4096;
     let stride = ld * std::mem::size_of::<T>();
     let row_lines = (width * std::mem::size_of::<T>()).div_ceil(LINE) + 1;
-    let sets = if stride % LINE == 0 {
+    let sets = if stride.is_multiple_of(LINE) {
         let step = stride / LINE;
         SETS >> step.trailing_zeros().min(SETS.trailing_zeros())
     } else {

@@ -424,8 +424,9 @@ macro_rules! gemm_kernel {
                     // SAFETY: forwarded from `run`'s contract.
                     unsafe { macro_kernel::<$v, A, $mr, $nrv>(args, a_src) }
                 }
-                // SAFETY: `run`'s contract; for the AVX2 kernels, the frame only selects them
-                // when the CPU has AVX2 and FMA (`Isa::supported`).
+                // SAFETY: `run`'s contract; for the AVX2 (AVX-512) kernels, the frame only
+                // selects them when the CPU has AVX2 and FMA (and AVX-512 F and DQ), as
+                // `Isa::supported` checked.
                 unsafe { body(args, a_src) }
             }
         }
@@ -437,6 +438,16 @@ gemm_kernel!(
     /// f32, 6 x 16 tile (12 ymm accumulators), AVX2+FMA.
     F32Gemm6x16Avx2Fma, f32, crate::simd::F32x8Avx2, mr = 6, nrv = 2,
     mc = 144, kc = 384, nc = 4080, target_feature = "avx2,fma"
+);
+#[cfg(target_arch = "x86_64")]
+gemm_kernel!(
+    /// f32, 8 x 16 tile (8 zmm accumulators), AVX-512: each depth is one B load and eight
+    /// FMAs that broadcast A from memory (see `simd/avx512.rs` for why this beats the 6 x 16
+    /// AVX2 tile on the same FMA pipes). A zmm FMA issues one per cycle on Zen 4, so eight
+    /// accumulators cover its latency; the 4-, 2- and 1-row edge pieces run at half speed or
+    /// better instead of a quarter.
+    F32Gemm8x16Avx512, f32, crate::simd::F32x16Avx512, mr = 8, nrv = 1,
+    mc = 144, kc = 384, nc = 4080, target_feature = "avx512f,avx512dq,avx2,fma"
 );
 #[cfg(target_arch = "x86_64")]
 gemm_kernel!(

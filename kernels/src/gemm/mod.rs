@@ -312,7 +312,7 @@ pub(crate) fn gemm_gather(
     check_min_len("gather rows", rows, gather.row.len())?;
     let line_ok = gather
         .line
-        .map_or(true, |(len, used)| used > 0 && used <= len);
+        .is_none_or(|(len, used)| used > 0 && used <= len);
     if gather.seg_len == 0 || !line_ok || gather.seg_valid > gather.seg_len {
         return Err(KernelError::InvalidParam {
             arg: "gather",

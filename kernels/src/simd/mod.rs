@@ -1,10 +1,11 @@
-//! The ISA layer: one vector trait, instantiated for AVX2+FMA (`core::arch`, chosen at run
-//! time), the portable `wide` types (NEON on aarch64, SSE2 on baseline x86-64) and plain
-//! scalars. Kernels are written once, generic over `Vector`, and instantiated per ISA inside
+//! The ISA layer: one vector trait, instantiated for AVX2+FMA and AVX-512 (`core::arch`,
+//! chosen at run time; AVX-512 serves the f32 GEMM micro-kernel only), the portable `wide`
+//! types (NEON on aarch64, SSE2 on baseline x86-64) and plain scalars. Kernels are written once, generic over `Vector`, and instantiated per ISA inside
 //! a function compiled with that ISA's target features (see [`Isa`] and the `dispatch!` use in
 //! each kernel family).
 
 mod avx2;
+mod avx512;
 pub mod math;
 mod portable;
 mod scalar;
@@ -14,6 +15,8 @@ use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::{F32x8Avx2, F64x4Avx2};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::F32x16Avx512;
 pub(crate) use portable::{F32x8Wide, F64x4Wide};
 
 /// An instruction-set path for the native kernels.
@@ -26,35 +29,42 @@ pub enum Isa {
     Portable,
     /// AVX2 + FMA on x86-64, chosen at run time when the CPU has them.
     Avx2,
+    /// AVX-512 (F and DQ) on x86-64 besides AVX2 + FMA: the f32 GEMM micro-kernel (and so
+    /// convolution) on zmm registers; every other kernel runs its AVX2 code.
+    Avx512,
 }
 
 impl Isa {
     /// Every ISA, slowest first.
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Portable, Isa::Avx2];
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Portable, Isa::Avx2, Isa::Avx512];
 
     /// Whether this CPU can run the path.
     pub fn supported(self) -> bool {
         match self {
             Isa::Scalar | Isa::Portable => true,
             Isa::Avx2 => avx2_fma_detected(),
+            Isa::Avx512 => avx512_detected(),
         }
     }
 
     /// The fastest path this CPU supports.
     pub fn best() -> Isa {
-        if Isa::Avx2.supported() {
+        if Isa::Avx512.supported() {
+            Isa::Avx512
+        } else if Isa::Avx2.supported() {
             Isa::Avx2
         } else {
             Isa::Portable
         }
     }
 
-    /// Parses `scalar`, `portable` or `avx2`.
+    /// Parses `scalar`, `portable`, `avx2` or `avx512`.
     pub fn parse(s: &str) -> Option<Isa> {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" => Some(Isa::Scalar),
             "portable" | "wide" => Some(Isa::Portable),
             "avx2" => Some(Isa::Avx2),
+            "avx512" => Some(Isa::Avx512),
             _ => None,
         }
     }
@@ -65,6 +75,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
         }
     }
 
@@ -105,6 +116,22 @@ pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(previous);
     f()
+}
+
+fn avx512_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            avx2_fma_detected()
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 fn avx2_fma_detected() -> bool {
@@ -276,7 +303,8 @@ pub(crate) trait SimdFn<T: SimdElem> {
 #[inline]
 pub(crate) fn dispatch<T: SimdElem, F: SimdFn<T>>(isa: Isa, f: F) -> F::Output {
     match isa {
-        Isa::Avx2 if Isa::Avx2.supported() => {
+        // AVX-512 serves the GEMM micro-kernel only (see `Isa::Avx512`): the rest runs AVX2.
+        Isa::Avx2 | Isa::Avx512 if Isa::Avx2.supported() => {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
             unsafe { call_avx2::<T, F>(f) }
         }
