@@ -149,8 +149,9 @@ fn avx2_fma_detected() -> bool {
     }
 }
 
-/// A SIMD vector of `LANES` floats. Crate-private: values of the AVX2 types may only exist on a
-/// CPU with AVX2+FMA, which the dispatch guarantees (see `avx2.rs`).
+/// A SIMD vector of `LANES` floats. Crate-private: values of the AVX2 (AVX-512) types may only
+/// exist on a CPU with AVX2+FMA (and AVX-512 F and DQ), which the dispatch guarantees (see
+/// `avx2.rs`, `avx512.rs`).
 ///
 /// # Safety (for `load`/`store`)
 /// `ptr` must be valid for `LANES` reads (writes); no alignment is required.
