@@ -3,9 +3,9 @@
 //! Fast, verified numerical kernels for training neural networks on the CPU, on plain slices
 //! with explicit shapes. Every kernel family has three backends a user can compare:
 //!
-//! * [`Backend::Native`]: packed SIMD code, AVX2+FMA chosen at run time on x86-64 (with an
-//!   AVX-512 GEMM micro-kernel where the CPU has AVX-512), a portable `wide` path (NEON on
-//!   aarch64, SSE2 on baseline x86-64) and a scalar path (see [`simd::Isa`];
+//! * [`Backend::Native`]: packed SIMD code, AVX2+FMA or AVX-512 chosen at run time on x86-64,
+//!   a portable `wide` path (NEON on aarch64, SSE2 on baseline x86-64) and a scalar path
+//!   (see [`simd::Isa`];
 //!   `NNKERN_ISA=scalar|portable|avx2|avx512` forces one);
 //! * [`Backend::OpenBlas`]: the same call through `cblas` (cargo feature `openblas`);
 //! * [`Backend::Reference`]: plain loops generic over [`num_traits::Float`], the ground truth

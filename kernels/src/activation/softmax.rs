@@ -283,7 +283,7 @@ impl<K: RowKernel> SimdFn<f32> for Rows<'_, K> {
 /// Runs `k` on every row (`a`, `b`, `out` all `rows * cols` long, `cols > 0`), over rayon
 /// tasks of about [`PAR_CHUNK`] elements when the tensor is large.
 fn for_rows<K: RowKernel>(k: K, cols: usize, a: &[f32], b: &[f32], out: &mut [f32]) {
-    let isa = Isa::active();
+    let isa = Isa::active().for_row(cols);
     let run = |a: &[f32], b: &[f32], out: &mut [f32]| {
         dispatch(isa, Rows { k, cols, a, b, out });
     };

@@ -214,7 +214,7 @@ pub(crate) fn backward_data_strided(
     let Some(len) = inp.len().checked_add(out.len()) else {
         return false;
     };
-    let isa = Isa::active();
+    let isa = Isa::active().for_row(p.ow);
     let rs = p.r * p.s;
     dx.par_chunks_mut(p.h * p.w)
         .zip(dy.par_chunks(p.oh * p.ow))
@@ -305,7 +305,7 @@ fn planes<'w>(
     ws: impl Fn(usize) -> &'w [f32] + Sync,
     init: impl Fn(usize) -> f32 + Sync,
 ) {
-    let isa = Isa::active();
+    let isa = Isa::active().for_row(out_w);
     out.par_chunks_mut(out_h * out_w)
         .zip(inp.par_chunks(pad.h * pad.w))
         .enumerate()
@@ -380,7 +380,7 @@ impl SimdFn<f32> for Plane<'_> {
 
 /// Depthwise backward-weight, channels in parallel.
 pub(crate) fn backward_weight(p: &Conv2dParams, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    let isa = Isa::active();
+    let isa = Isa::active().for_row(p.ow);
     let pad = input_plane(p).expect("applies() checked the plane");
     let off = pad.taps(p.r, p.s, p.dilation, false);
     let rs = p.r * p.s;

@@ -183,7 +183,7 @@ pub fn softmax_cross_entropy<L: ClassLabel>(
         p,
         labels,
         scale,
-        isa: Isa::active(),
+        isa: Isa::active().for_row(p.classes),
         leaf_rows: (LEAF_ELEMS / p.classes).max(1),
         parallel: p.n * p.classes >= PAR_MIN_ELEMS,
     };

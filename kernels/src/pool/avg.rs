@@ -31,7 +31,7 @@ fn divisor(p: &Pool2dParams, include_pad: bool, rows: (usize, usize), ow: usize)
 
 /// Forward over all planes (arguments already validated).
 pub(super) fn forward(p: &Pool2dParams, include_pad: bool, x: &[f32], y: &mut [f32]) {
-    let isa = Isa::active();
+    let isa = Isa::active().for_row(p.ow);
     let (inp, outp) = (p.in_plane(), p.out_plane());
     let _ = for_planes(p.planes(), inp + outp, y, outp, |first, y| {
         let x = &x[first * inp..];
