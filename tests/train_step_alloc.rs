@@ -6,10 +6,11 @@
 //! first meets each shape, so "after the first step" becomes "after every worker has run
 //! every shape once", which a test cannot pin down.
 //!
-//! Only the pool's worker counts (marked by the pool's start handler): the test harness's
-//! main thread allocates when it reports the other test's result, and a process-wide count
-//! saw those allocations whenever the other test finished during this one's steps (about one
-//! run in five under load). With a one-thread pool every kernel runs on that worker.
+//! The count is the pool worker's own (a thread-local the pool's start handler switches on):
+//! the test harness's main thread allocates when it reports the other test's result, and a
+//! process-wide count saw those allocations whenever the other test finished during this
+//! one's steps (about one run in five under load). With a one-thread pool every kernel runs
+//! on that worker, and so does the test body (`install`), which reads the count there.
 
 use nnkern::layers::{Activation, Linear};
 use nnkern::loss::SoftmaxCrossEntropy;
@@ -18,35 +19,34 @@ use nnkern::rng::Rng;
 use nnkern::{Layer, Sequential, Tensor};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
-    /// Set on the threads whose allocations count (a const `Cell<bool>` needs no allocation
-    /// and no destructor, so the allocator may read it).
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
+    /// This thread's allocations, on the threads that count them (a const `Cell` needs no
+    /// allocation and no destructor, so the allocator may use it).
+    static ALLOCS: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 fn count() {
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
+    let _ = ALLOCS.try_with(|c| c.set(c.get().map(|n| n + 1)));
+}
+
+/// Allocations so far on this thread (a counted pool's worker).
+fn allocs() -> usize {
+    ALLOCS
+        .with(Cell::get)
+        .expect("runs on a counted pool's worker")
 }
 
 /// A one-thread pool whose worker counts its allocations.
 fn counted_pool() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(1)
-        .start_handler(|_| COUNTED.with(|c| c.set(true)))
+        .start_handler(|_| ALLOCS.with(|c| c.set(Some(0))))
         .build()
         .unwrap()
 }
-
-/// The counter is shared: the tests take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 // SAFETY: forwards to the system allocator, only counting calls.
 unsafe impl GlobalAlloc for Counting {
@@ -84,7 +84,6 @@ fn step(
 
 #[test]
 fn mlp_training_step_allocates_nothing_after_the_first() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let pool = counted_pool();
     pool.install(mlp_steps);
 }
@@ -101,11 +100,11 @@ fn mlp_steps() {
     let mut loss = SoftmaxCrossEntropy::new();
     for mut opt in [Optimizer::adam(1e-3), Optimizer::sgd_momentum(0.1, 0.9)] {
         step(&mut model, &mut loss, &mut opt, &x, &labels);
-        let before = ALLOCS.load(Ordering::SeqCst);
+        let before = allocs();
         for _ in 0..3 {
             step(&mut model, &mut loss, &mut opt, &x, &labels);
         }
-        let after = ALLOCS.load(Ordering::SeqCst);
+        let after = allocs();
         assert_eq!(
             after - before,
             0,
@@ -114,7 +113,7 @@ fn mlp_steps() {
         );
     }
     // The counter works: a fresh model allocates on its first step.
-    let before = ALLOCS.load(Ordering::SeqCst);
+    let before = allocs();
     let mut fresh = Sequential::new().add(Linear::new(784, 10, &mut rng));
     step(
         &mut fresh,
@@ -123,26 +122,21 @@ fn mlp_steps() {
         &x,
         &labels,
     );
-    assert!(ALLOCS.load(Ordering::SeqCst) > before);
+    assert!(allocs() > before);
 }
 
 #[test]
 fn seed_cnn_training_step_allocates_nothing_after_the_first() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let pool = counted_pool();
     pool.install(|| {
         let mut s = nnkern::bench::train_step::seed_cnn(&mut Rng::new(2)).unwrap();
         let (x, labels) = nnkern::bench::train_step::batch(&s, 8);
         let mut loss = SoftmaxCrossEntropy::new();
         step(&mut s.model, &mut loss, &mut s.opt, &x, &labels);
-        let before = ALLOCS.load(Ordering::SeqCst);
+        let before = allocs();
         for _ in 0..2 {
             step(&mut s.model, &mut loss, &mut s.opt, &x, &labels);
         }
-        assert_eq!(
-            ALLOCS.load(Ordering::SeqCst) - before,
-            0,
-            "allocations in CNN steps 2-3"
-        );
+        assert_eq!(allocs() - before, 0, "allocations in CNN steps 2-3");
     });
 }

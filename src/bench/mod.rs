@@ -127,9 +127,9 @@ fn clock_s() -> f64 {
 const MIN_SAMPLE_S: f64 = 20e-6;
 
 /// Warms `f` up, then calls it for about `target_s` seconds (at least 5 samples) and returns
-/// the median per-call time (see `clock_s` for the clock). Calls shorter than
-/// 20 us (`MIN_SAMPLE_S`) are timed in equal batches, each sample being a batch's time divided by
-/// its length.
+/// the median per-call time (see `clock_s` for the clock). Calls shorter than 20 us
+/// (`MIN_SAMPLE_S`) are timed in equal batches, a sample being a batch's time divided by its
+/// length.
 pub fn time_median(target_s: f64, mut f: impl FnMut()) -> Timing {
     // Warm-up: at least 2 calls and about a tenth of the budget.
     let warm = Instant::now();

@@ -31,6 +31,17 @@ impl F32x16Avx512 {
         unsafe { _mm512_movepi32_mask(_mm512_castps_si512(self.0)) }
     }
 
+    /// `m` (the max or min of `self` and `b`) with NaN put back where either input is NaN:
+    /// vmaxps/vminps return their second operand then, which drops a NaN in `self`.
+    #[inline(always)]
+    fn nan_back(self, b: Self, m: __m512) -> Self {
+        // SAFETY: AVX-512 F available (module invariant).
+        unsafe {
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, b.0);
+            F32x16Avx512(_mm512_mask_blend_ps(nan, m, _mm512_add_ps(self.0, b.0)))
+        }
+    }
+
     /// A mask register as a vector: all bits set in its lanes, zero elsewhere.
     #[inline(always)]
     fn from_mask(k: __mmask16) -> Self {
@@ -101,22 +112,13 @@ impl Vector for F32x16Avx512 {
     }
     #[inline(always)]
     fn max(self, b: Self) -> Self {
-        // SAFETY: AVX-512 F available (module invariant). vmaxps returns its second operand
-        // when either is NaN, so NaN lanes of either input are blended back in.
-        unsafe {
-            let m = _mm512_max_ps(self.0, b.0);
-            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, b.0);
-            F32x16Avx512(_mm512_mask_blend_ps(nan, m, _mm512_add_ps(self.0, b.0)))
-        }
+        // SAFETY: AVX-512 F available (module invariant).
+        self.nan_back(b, unsafe { _mm512_max_ps(self.0, b.0) })
     }
     #[inline(always)]
     fn min(self, b: Self) -> Self {
-        // SAFETY: as in `max`.
-        unsafe {
-            let m = _mm512_min_ps(self.0, b.0);
-            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, b.0);
-            F32x16Avx512(_mm512_mask_blend_ps(nan, m, _mm512_add_ps(self.0, b.0)))
-        }
+        // SAFETY: AVX-512 F available (module invariant).
+        self.nan_back(b, unsafe { _mm512_min_ps(self.0, b.0) })
     }
     #[inline(always)]
     fn reduce_sum(self) -> f32 {

@@ -1,8 +1,8 @@
 //! The ISA layer: one vector trait, instantiated for AVX2+FMA and AVX-512 (`core::arch`,
 //! chosen at run time; AVX-512 for f32 only), the portable `wide` types (NEON on aarch64, SSE2
-//! on baseline x86-64) and plain scalars. Kernels are written once, generic over `Vector`, and instantiated per ISA inside
-//! a function compiled with that ISA's target features (see [`Isa`] and the `dispatch!` use in
-//! each kernel family).
+//! on baseline x86-64) and plain scalars. Kernels are written once, generic over `Vector`,
+//! and instantiated per ISA inside a function compiled with that ISA's target features (see
+//! [`Isa`] and the `dispatch!` use in each kernel family).
 
 mod avx2;
 mod avx512;
