@@ -775,6 +775,18 @@ fn bitwise_identical_across_thread_counts() {
         Conv2dParams::builder(9, 2, 12, 21, 5, 3, 3)
             .build()
             .unwrap(),
+        // Batch-blocked (`blocked.rs`): both passes, strided; then grouped, two waves.
+        Conv2dParams::builder(32, 16, 7, 7, 32, 3, 3)
+            .stride(2, 2)
+            .pad(1, 1)
+            .build()
+            .unwrap(),
+        Conv2dParams::builder(16, 32, 6, 6, 32, 3, 3)
+            .groups(2)
+            .pad(0, 1)
+            .build()
+            .unwrap()
+            .with_max_chunk(4),
     ];
     for p in shapes {
         let c = case(&p, 11);

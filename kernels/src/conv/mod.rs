@@ -38,6 +38,7 @@
 //! bitwise identical for any number of threads. NaN and infinities propagate as in the plain
 //! sums (a NaN input makes the outputs it reaches NaN; padding contributes exact zeros).
 
+mod blocked;
 mod depthwise;
 mod direct;
 mod gemm_path;
@@ -122,6 +123,10 @@ pub fn conv2d_forward(
             shallow::forward(p, x, w, bias, y);
             Ok(())
         }
+        Backend::Native if p.plan.blocked.is_some_and(|b| b.forward) => {
+            blocked::forward(p, x, w, bias, y, ws);
+            Ok(())
+        }
         Backend::Native => match &p.plan.wide {
             Some(wp) => wide::forward(p, wp, x, w, bias, y, ws),
             None => gemm_path::forward(backend, p, x, w, bias, y, ws),
@@ -151,6 +156,10 @@ pub fn conv2d_backward_data(
             if !done {
                 direct::depthwise_backward_data(p, dy, w, dx);
             }
+            Ok(())
+        }
+        Backend::Native if p.plan.blocked.is_some_and(|b| b.backward_data) => {
+            blocked::backward_data(p, dy, w, dx, ws);
             Ok(())
         }
         Backend::Native => match p.adjoint() {

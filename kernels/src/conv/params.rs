@@ -56,6 +56,8 @@ pub(crate) struct Plan {
     pub(crate) part_len: usize,
     /// The implicit-im2col plan of the native stride-1 passes (see `wide.rs`), if they use it.
     pub(crate) wide: Option<super::wide::WidePlan>,
+    /// The batch-blocked direct plan (see `blocked.rs`), if the native passes use it.
+    pub(crate) blocked: Option<super::blocked::BlockedPlan>,
 }
 
 /// Builder of [`Conv2dParams`]; every setter changes one field, [`build`](Self::build)
@@ -175,6 +177,7 @@ impl Conv2dBuilder {
                 buf_len: 0,
                 part_len: 0,
                 wide: None,
+                blocked: None,
             },
         };
         // Every buffer size the passes compute must fit (checked once, here).
@@ -254,6 +257,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
             buf_len: 0,
             part_len: 0,
             wide: None,
+            blocked: None,
         });
     }
     let slot = col_len
@@ -271,6 +275,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
         buf_len,
         part_len,
         wide: super::wide::plan(p, part_len)?,
+        blocked: super::blocked::plan(p),
     })
 }
 
@@ -341,6 +346,9 @@ impl Conv2dParams {
         self.plan.slots = self.plan.slots.min(images / self.plan.ipt).max(1);
         if let Some(w) = &mut self.plan.wide {
             w.slots = w.slots.min(images / w.ipt).max(1);
+        }
+        if let Some(b) = &mut self.plan.blocked {
+            b.limit_wave(images);
         }
         self
     }
@@ -457,7 +465,8 @@ impl Conv2dParams {
     /// Workspace of this descriptor's own passes (not the adjoint's).
     fn own_workspace_len(&self) -> usize {
         let wide = self.plan.wide.map_or(0, |w| w.slots * w.slot_len());
-        (self.plan.slots * self.slot_len()).max(wide)
+        let blocked = self.plan.blocked.map_or(0, |b| b.workspace_len());
+        (self.plan.slots * self.slot_len()).max(wide).max(blocked)
     }
 
     /// The convolution whose forward pass is this one's backward-data, when the native

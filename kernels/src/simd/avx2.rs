@@ -30,6 +30,7 @@ macro_rules! avx2_vector {
             type Elem = $t;
             const LANES: usize = $lanes;
             const FUSED: bool = true;
+            const AVX2: bool = true;
             #[inline(always)]
             fn splat(x: $t) -> Self {
                 // SAFETY: AVX2 available (module invariant).
@@ -235,3 +236,64 @@ avx2_vector!(
     magic = 1023.0 + 6_755_399_441_055_744.0,
     shift = 52
 );
+
+/// `out[j][i] = rows[i][j]` for an 8 x 8 block, in shuffles (unpack, shuffle, lane permute).
+/// Inlined into the caller's AVX2 function (see [`super::transpose8x8`]).
+///
+/// # Safety
+/// Called only where an AVX2 vector exists (`Vector::AVX2`), i.e. the CPU has AVX2.
+#[inline(always)]
+pub(crate) unsafe fn transpose8x8(rows: [&[f32]; 8]) -> [[f32; 8]; 8] {
+    // SAFETY: AVX2 available (the caller's contract); every row holds 8 elements (bounds
+    // checked by the slicing), every `out` row too.
+    unsafe {
+        // (Explicit loads: a closure would not inherit the caller's AVX2 and stay a call.)
+        let load = |i: usize| rows[i][..8].as_ptr();
+        let r = [
+            _mm256_loadu_ps(load(0)),
+            _mm256_loadu_ps(load(1)),
+            _mm256_loadu_ps(load(2)),
+            _mm256_loadu_ps(load(3)),
+            _mm256_loadu_ps(load(4)),
+            _mm256_loadu_ps(load(5)),
+            _mm256_loadu_ps(load(6)),
+            _mm256_loadu_ps(load(7)),
+        ];
+        // t: pairs of rows interleaved; s: quadruples; then the 128-bit halves swapped.
+        let t = [
+            _mm256_unpacklo_ps(r[0], r[1]),
+            _mm256_unpackhi_ps(r[0], r[1]),
+            _mm256_unpacklo_ps(r[2], r[3]),
+            _mm256_unpackhi_ps(r[2], r[3]),
+            _mm256_unpacklo_ps(r[4], r[5]),
+            _mm256_unpackhi_ps(r[4], r[5]),
+            _mm256_unpacklo_ps(r[6], r[7]),
+            _mm256_unpackhi_ps(r[6], r[7]),
+        ];
+        let s = [
+            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+        ];
+        let cols = [
+            _mm256_permute2f128_ps::<0x20>(s[0], s[4]),
+            _mm256_permute2f128_ps::<0x20>(s[1], s[5]),
+            _mm256_permute2f128_ps::<0x20>(s[2], s[6]),
+            _mm256_permute2f128_ps::<0x20>(s[3], s[7]),
+            _mm256_permute2f128_ps::<0x31>(s[0], s[4]),
+            _mm256_permute2f128_ps::<0x31>(s[1], s[5]),
+            _mm256_permute2f128_ps::<0x31>(s[2], s[6]),
+            _mm256_permute2f128_ps::<0x31>(s[3], s[7]),
+        ];
+        let mut out = [[0.0f32; 8]; 8];
+        for (o, c) in out.iter_mut().zip(cols) {
+            _mm256_storeu_ps(o.as_mut_ptr(), c);
+        }
+        out
+    }
+}

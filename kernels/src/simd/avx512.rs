@@ -54,6 +54,7 @@ impl Vector for F32x16Avx512 {
     type Elem = f32;
     const LANES: usize = 16;
     const FUSED: bool = true;
+    const AVX2: bool = true;
     #[inline(always)]
     fn splat(x: f32) -> Self {
         // SAFETY: AVX-512 F available (module invariant).

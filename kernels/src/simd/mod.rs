@@ -201,6 +201,9 @@ pub(crate) trait Vector: Copy + Send + Sync + 'static {
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// Whether [`Vector::mul_add`] rounds once (is fused) on this ISA.
     const FUSED: bool;
+    /// Whether this is an AVX2 or AVX-512 type: code holding one runs where the CPU has AVX2,
+    /// so it may use AVX2 intrinsics the trait does not cover (see [`transpose8x8`]).
+    const AVX2: bool = false;
     /// Lane-wise maximum; where either lane is NaN the result is NaN.
     fn max(self, b: Self) -> Self;
     /// Lane-wise minimum; where either lane is NaN the result is NaN.
@@ -360,9 +363,45 @@ unsafe fn call_avx512<T: SimdElem, F: SimdFn<T>>(f: F) -> F::Output {
     f.call::<T::Avx512>()
 }
 
+/// `out[j][i] = rows[i][j]` for an 8 x 8 block (each row at least 8 long): AVX2 shuffles in
+/// code generic over an AVX2 or AVX-512 vector `V` (inlined into its target-feature
+/// function), else scalar moves. For layout changes (batch-blocked convolution).
+#[inline(always)]
+pub(crate) fn transpose8x8<V: Vector>(rows: [&[f32]; 8]) -> [[f32; 8]; 8] {
+    #[cfg(target_arch = "x86_64")]
+    if V::AVX2 {
+        // SAFETY: an AVX2 vector type exists only where the CPU has AVX2 (`Vector::AVX2`).
+        return unsafe { avx2::transpose8x8(rows) };
+    }
+    std::array::from_fn(|j| std::array::from_fn(|i| rows[i][j]))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Isa;
+    use super::{dispatch, transpose8x8, Isa, SimdFn, Vector};
+
+    #[test]
+    fn transpose8x8_moves_every_element() {
+        let data: Vec<f32> = (0..80).map(|v| v as f32).collect();
+        // Rows 10 apart, so a row's tail past 8 must not leak in.
+        let rows: [&[f32]; 8] = std::array::from_fn(|i| &data[i * 10..i * 10 + 9]);
+        struct T<'a>([&'a [f32]; 8]);
+        impl SimdFn<f32> for T<'_> {
+            type Output = [[f32; 8]; 8];
+            #[inline(always)]
+            fn call<V: Vector<Elem = f32>>(self) -> Self::Output {
+                transpose8x8::<V>(self.0)
+            }
+        }
+        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+            let t = dispatch(isa, T(rows));
+            for (j, col) in t.iter().enumerate() {
+                for (i, &v) in col.iter().enumerate() {
+                    assert_eq!(v, (i * 10 + j) as f32, "{isa:?} out[{j}][{i}]");
+                }
+            }
+        }
+    }
 
     #[test]
     fn short_rows_leave_avx512_for_avx2_only() {

@@ -1,0 +1,839 @@
+//! Batch-blocked direct convolution (native backend): images side by side in the vector lanes.
+//!
+//! A task's images are first transposed into one block of `nb` images (16, or 8 for small
+//! batches), channel-major with the batch innermost: `xb[c][h][w][lane]` (cuda-convnet's CHWN
+//! layout, blocked). Then every (kernel tap, output position) pair reads one contiguous,
+//! aligned vector of `nb` images, whatever the stride, padding or dilation. A register tile of
+//! `MR` output channels by `nb` images at one output position sums, tap by tap, `w[row][tap]`
+//! (broadcast) times that vector: no im2col, no packing of B, no junk columns, and every
+//! position's walk lists only the taps that land inside the image, so padding costs no work.
+//!
+//! Backward-data is the same computation on `dy`: `dx[ci][ih][iw]` sums, over output channels
+//! and the taps that reach `(ih, iw)` from some `(oh, ow)`, `w[ko][ci][tap]` times
+//! `dy[ko][oh][ow]`. Only the walk differs ([`Dir::Adjoint`]): for stride 2 it visits every
+//! other tap. There is no column matrix to write and read back (col2im), and no product with
+//! a zero.
+//!
+//! Tiles are written to a `[rows][positions][nb]` block and transposed back to NCHW (adding
+//! the bias). Each output element is the sum of one tile over its taps in a fixed order, so
+//! the split of tiles over threads cannot change a bit.
+//!
+//! Why: on small images the im2col GEMM spends a quarter of its time packing B (gathered
+//! through a row table) or, for backward-data, in col2im; measured at 2 threads on MNIST's
+//! second layer (64 images, 32 -> 64 channels, 13x13, 3x3), see `applies`.
+
+use super::params::{Conv2dParams, WS_BUDGET};
+use crate::error::checked_product;
+use crate::simd::{dispatch, transpose8x8, Isa, SimdFn, Vector};
+use rayon::prelude::*;
+
+/// Tile heights of the ISAs (`tile_rows`); rows are padded to a multiple of the tile's, and
+/// the workspace is sized for the largest padding, so it does not depend on the ISA.
+const TILE_ROWS: [usize; 6] = [2, 4, 6, 8, 12, 16];
+
+/// Bytes of a panel's weights per sweep over the output positions (see `TaskFn::run`).
+const SWEEP_BYTES: usize = 16 << 10;
+
+/// Tasks per wave the position ranges aim for (a multiple of the thread counts in use; each
+/// task's result is the same however the positions are split).
+const TASKS_PER_WAVE: usize = 8;
+
+/// Which way a pass maps output positions to input positions along an axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Dir {
+    /// Convolution: input `o * stride + t * dilation - pad`.
+    Forward,
+    /// Its adjoint (backward-data): the `o'` with `o' * stride + t * dilation - pad == o`.
+    Adjoint,
+}
+
+/// One axis of a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Axis {
+    dir: Dir,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    taps: usize,
+    /// Extent of the input plane along this axis.
+    len: usize,
+}
+
+/// The taps that reach output index `o` along an axis: `count` taps `t0, t0 + t_step, ...`
+/// reading inputs `i0, i0 + i_step, ...`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Walk {
+    t0: usize,
+    count: usize,
+    t_step: usize,
+    i0: usize,
+    i_step: isize,
+}
+
+impl Axis {
+    /// The input index tap `t` of output `o` reads, if inside the input.
+    fn input(&self, o: usize, t: usize) -> Option<usize> {
+        // (The descriptor bounds these sums by the padded extent.)
+        match self.dir {
+            Dir::Forward => (o * self.stride + t * self.dilation).checked_sub(self.pad),
+            Dir::Adjoint => (o + self.pad)
+                .checked_sub(t * self.dilation)
+                .filter(|v| v % self.stride == 0)
+                .map(|v| v / self.stride),
+        }
+        .filter(|&i| i < self.len)
+    }
+
+    /// The walk of output `o`. The taps inside form one arithmetic progression (a range
+    /// forward; a range intersected with a residue class for the adjoint), in tap and in
+    /// input index; the assertion keeps the unsafe tile honest should that ever fail.
+    fn walk(&self, o: usize) -> Walk {
+        let mut w = Walk {
+            t_step: 1,
+            ..Walk::default()
+        };
+        for t in 0..self.taps {
+            let Some(i) = self.input(o, t) else { continue };
+            match w.count {
+                0 => (w.t0, w.i0) = (t, i),
+                1 => (w.t_step, w.i_step) = (t - w.t0, i as isize - w.i0 as isize),
+                _ => {}
+            }
+            assert!(
+                t == w.t0 + w.count * w.t_step
+                    && i as isize == w.i0 as isize + w.count as isize * w.i_step,
+                "convolution taps not an arithmetic progression"
+            );
+            w.count += 1;
+        }
+        w
+    }
+}
+
+/// One pass as a direct convolution of a blocked input plane: `rows` output channels per
+/// group, each summing `depth` input channels (per group) over the taps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Pass {
+    dir: Dir,
+    groups: usize,
+    depth: usize,
+    rows: usize,
+    taps: (usize, usize),
+    axes: [Axis; 2],
+    in_plane: (usize, usize),
+    out_plane: (usize, usize),
+}
+
+impl Pass {
+    fn new(p: &Conv2dParams, dir: Dir) -> Pass {
+        let (cg, kg) = (p.c / p.groups, p.k / p.groups);
+        let (depth, rows, in_plane, out_plane) = match dir {
+            Dir::Forward => (cg, kg, (p.h, p.w), (p.oh, p.ow)),
+            Dir::Adjoint => (kg, cg, (p.oh, p.ow), (p.h, p.w)),
+        };
+        let axis = |stride, pad, dilation, taps, len| Axis {
+            dir,
+            stride,
+            pad,
+            dilation,
+            taps,
+            len,
+        };
+        Pass {
+            dir,
+            groups: p.groups,
+            depth,
+            rows,
+            taps: (p.r, p.s),
+            axes: [
+                axis(p.stride.0, p.pad.0, p.dilation.0, p.r, in_plane.0),
+                axis(p.stride.1, p.pad.2, p.dilation.1, p.s, in_plane.1),
+            ],
+            in_plane,
+            out_plane,
+        }
+    }
+
+    fn in_len(&self) -> usize {
+        self.groups * self.depth * self.in_plane.0 * self.in_plane.1
+    }
+
+    fn positions(&self) -> usize {
+        self.out_plane.0 * self.out_plane.1
+    }
+
+    /// Packed weights for tiles of `mr` rows: `[group][panel][depth][r][s][mr]`, rows past
+    /// `rows` zero.
+    fn pack_weights(&self, w: &[f32], mr: usize, out: &mut [f32]) {
+        let rs = self.taps.0 * self.taps.1;
+        let panels = self.rows.div_ceil(mr);
+        let panel_len = self.depth * rs * mr;
+        for (gp, panel) in out
+            .chunks_exact_mut(panel_len)
+            .take(self.groups * panels)
+            .enumerate()
+        {
+            let (g, row0) = (gp / panels, gp % panels * mr);
+            for (e, v) in panel.iter_mut().enumerate() {
+                let (jt, m) = (e / mr, e % mr);
+                let (j, t, row) = (jt / rs, jt % rs, row0 + m);
+                *v = if row < self.rows {
+                    let (ko, ci) = match self.dir {
+                        Dir::Forward => (g * self.rows + row, j),
+                        Dir::Adjoint => (g * self.depth + j, row),
+                    };
+                    w[(ko * self.weight_cg() + ci) * rs + t]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+
+    /// Input channels per group of the weight tensor `[k, c/groups, r, s]`.
+    fn weight_cg(&self) -> usize {
+        match self.dir {
+            Dir::Forward => self.depth,
+            Dir::Adjoint => self.rows,
+        }
+    }
+}
+
+/// The plan of the batch-blocked path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct BlockedPlan {
+    /// Images per block (vector lanes of a tile).
+    nb: usize,
+    /// Blocks in flight per wave.
+    wave: usize,
+    /// Workspace: packed weights, then per block its input and output blocks.
+    a_len: usize,
+    block_len: usize,
+    /// Bytes of a panel's weights per sweep ([`SWEEP_BYTES`]; tests set less).
+    sweep_bytes: usize,
+    /// Whether the native forward (backward-data) pass runs here (see [`plan`]).
+    pub(crate) forward: bool,
+    pub(crate) backward_data: bool,
+}
+
+impl BlockedPlan {
+    pub(crate) fn workspace_len(&self) -> usize {
+        self.a_len + self.wave * self.block_len
+    }
+
+    /// At most `images` images in flight (but one block at least).
+    pub(crate) fn limit_wave(&mut self, images: usize) {
+        self.wave = self.wave.min(images / self.nb).max(1);
+    }
+}
+
+/// Rows per group padded for every tile height.
+fn rows_pad(rows: usize) -> usize {
+    TILE_ROWS
+        .iter()
+        .map(|&m| rows.next_multiple_of(m))
+        .max()
+        .unwrap_or(rows)
+}
+
+/// Whether `used` lanes or rows fill blocks of `block` to at least seven eighths.
+fn fills(used: usize, block: usize) -> bool {
+    8 * used >= 7 * used.next_multiple_of(block)
+}
+
+/// The plan for `p`, if the native passes use this path for either pass: batches of at least
+/// 16 images that fill 16-lane blocks, output rows (channels per group) that fill the tiles
+/// of AVX-512 (16) and AVX2 (6), and a block that fits the workspace budget.
+///
+/// Measured at 2 threads against the implicit-im2col path (`wide.rs`), time ratios forward /
+/// backward-data, 2 or 3 alternating rounds: MNIST's second layer (64 images, 32 -> 64, 13x13,
+/// 3x3) 0.93 / 0.75; 64 x 32 -> 64 at 32x32, pad 1: 0.92 / 1.03; same at stride 2, 64 -> 128:
+/// 0.71 / 0.98; 32 x 256 -> 256 at 7x7: 0.80 / 0.69; 64 x 16 -> 32 at 12x12, 5x5: 0.95 /
+/// 0.74. With 8-image blocks (batch 8, AVX2 12 x 8 tiles) it was slower on every ResNet shape
+/// (1.3 to 1.7), so small batches keep the GEMM paths.
+pub(crate) fn plan(p: &Conv2dParams) -> Option<BlockedPlan> {
+    let nb = 16;
+    let lanes = p.n >= nb && fills(p.n, nb);
+    let rows_fill = |rows: usize| [16, 6].iter().all(|&mr| fills(rows, mr));
+    let (cg, kg) = (p.c / p.groups, p.k / p.groups);
+    let mut bp = sizes(p, nb)?;
+    bp.forward = lanes && rows_fill(kg);
+    bp.backward_data = lanes && rows_fill(cg);
+    (bp.forward || bp.backward_data).then_some(bp)
+}
+
+/// Workspace sizes for blocks of `nb` images (both passes), if they fit the budget.
+fn sizes(p: &Conv2dParams, nb: usize) -> Option<BlockedPlan> {
+    if p.is_depthwise() || p.oh == 0 || p.ow == 0 {
+        return None;
+    }
+    let (mut a_len, mut block_len) = (0, 0);
+    for dir in [Dir::Forward, Dir::Adjoint] {
+        let pass = Pass::new(p, dir);
+        let rp = rows_pad(pass.rows);
+        let rs = pass.taps.0 * pass.taps.1;
+        a_len = a_len.max(checked_product("", &[pass.groups, rp, pass.depth, rs]).ok()?);
+        let input = checked_product("", &[pass.in_len(), nb]).ok()?;
+        let output = checked_product("", &[pass.groups, rp, pass.positions(), nb]).ok()?;
+        block_len = block_len.max(input.checked_add(output)?);
+    }
+    if a_len.checked_add(block_len)? > WS_BUDGET {
+        return None;
+    }
+    let blocks = p.n.div_ceil(nb).max(1);
+    let wave = ((WS_BUDGET - a_len) / block_len.max(1)).clamp(1, blocks);
+    Some(BlockedPlan {
+        nb,
+        wave,
+        a_len,
+        block_len,
+        sweep_bytes: SWEEP_BYTES,
+        forward: false,
+        backward_data: false,
+    })
+}
+
+/// The ISA a tile runs on: AVX-512's 16 lanes need 16-image blocks.
+fn tile_isa(isa: Isa, nb: usize) -> Isa {
+    if isa == Isa::Avx512 && nb < 16 {
+        Isa::Avx2
+    } else {
+        isa
+    }
+}
+
+/// Tile height for `nb` lanes of `isa`'s vectors: as many accumulators as the registers
+/// hold next to the B vectors and a broadcast (must match [`TaskFn::call`]).
+fn tile_rows(isa: Isa, nb: usize) -> usize {
+    match (tile_isa(isa, nb), nb) {
+        (Isa::Avx512, _) => 16,
+        (Isa::Avx2 | Isa::Portable, 16) => 6,
+        (Isa::Avx2 | Isa::Portable, _) => 12,
+        (Isa::Scalar, 16) => 2,
+        (Isa::Scalar, _) => 4,
+    }
+}
+
+/// Forward pass: `y = conv(x, w) + bias`.
+pub(crate) fn forward(
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    ws: &mut [f32],
+) {
+    let bp = p.plan.blocked.expect("the caller checked the plan");
+    run(&Pass::new(p, Dir::Forward), &bp, x, w, bias, y, ws);
+}
+
+/// Backward-data pass: `dx` from `dy`.
+pub(crate) fn backward_data(
+    p: &Conv2dParams,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    ws: &mut [f32],
+) {
+    let bp = p.plan.blocked.expect("the caller checked the plan");
+    run(&Pass::new(p, Dir::Adjoint), &bp, dy, w, None, dx, ws);
+}
+
+/// Runs `pass` over the batch: `src` holds its input images, `dst` its output images.
+fn run(
+    pass: &Pass,
+    bp: &BlockedPlan,
+    src: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+    ws: &mut [f32],
+) {
+    let isa = Isa::active();
+    let nb = bp.nb;
+    let mr = tile_rows(isa, nb);
+    let tisa = tile_isa(isa, nb);
+    let rs = pass.taps.0 * pass.taps.1;
+    let (in_img, positions) = (pass.in_len(), pass.positions());
+    let out_img = pass.groups * pass.rows * positions;
+    let (a, blocks) = ws.split_at_mut(bp.a_len);
+    let panels = pass.rows.div_ceil(mr);
+    let a = &mut a[..pass.groups * panels * mr * pass.depth * rs];
+    pass.pack_weights(w, mr, a);
+    let a = &*a;
+    let rows_total = pass.groups * panels * mr;
+    // Tasks of a block: ranges of output positions (each writes its own part of the
+    // position-major output block), enough to keep every thread busy.
+    let per_task = positions.div_ceil(TASKS_PER_WAVE.div_ceil(bp.wave).max(1));
+    let wave_imgs = bp.wave * nb;
+    for (sw, dw) in src
+        .chunks(wave_imgs * in_img)
+        .zip(dst.chunks_mut(wave_imgs * out_img))
+    {
+        let blocks = &mut blocks[..sw.len().div_ceil(nb * in_img) * bp.block_len];
+        blocks
+            .par_chunks_mut(bp.block_len)
+            .zip(sw.par_chunks(nb * in_img))
+            .for_each(|(blk, s)| {
+                let bin = &mut blk[..in_img * nb];
+                to_blocked(
+                    isa,
+                    s,
+                    in_img / (pass.in_plane.0 * pass.in_plane.1),
+                    nb,
+                    bin,
+                );
+            });
+        blocks.par_chunks_mut(bp.block_len).for_each(|blk| {
+            let (bin, bout) = blk.split_at_mut(in_img * nb);
+            let (bin, bout) = (&*bin, &mut bout[..positions * rows_total * nb]);
+            bout.par_chunks_mut(per_task * rows_total * nb)
+                .enumerate()
+                .for_each(|(t, out)| {
+                    let p0 = t * per_task;
+                    let span = (p0, out.len() / (rows_total * nb));
+                    let sweep_bytes = bp.sweep_bytes;
+                    let task = TaskFn {
+                        pass,
+                        nb,
+                        mr,
+                        a,
+                        b: bin,
+                        out,
+                        span,
+                        sweep_bytes,
+                    };
+                    dispatch(tisa, task);
+                });
+        });
+        blocks
+            .par_chunks(bp.block_len)
+            .zip(dw.par_chunks_mut(nb * out_img))
+            .for_each(|(blk, d)| {
+                let bout = &blk[in_img * nb..][..positions * rows_total * nb];
+                from_blocked(isa, pass, bout, panels * mr, nb, bias, d);
+            });
+    }
+}
+
+/// Transposes images `[imgs][ch][plane]` into the block `[ch][plane][nb]` (lanes past the
+/// images zero), channels in parallel.
+fn to_blocked(isa: Isa, src: &[f32], ch: usize, nb: usize, dst: &mut [f32]) {
+    let img = dst.len() / nb;
+    let plane = img / ch.max(1);
+    dst.par_chunks_mut(plane * nb)
+        .enumerate()
+        .for_each(|(c, d)| {
+            let (src, channel) = (src, c * plane);
+            dispatch(
+                isa,
+                ToBlocked {
+                    src,
+                    img,
+                    channel,
+                    nb,
+                    d,
+                },
+            );
+        });
+}
+
+/// One channel of [`to_blocked`].
+struct ToBlocked<'a> {
+    src: &'a [f32],
+    img: usize,
+    /// Offset of the channel in an image.
+    channel: usize,
+    nb: usize,
+    /// The channel's block `[plane][nb]`.
+    d: &'a mut [f32],
+}
+
+impl SimdFn<f32> for ToBlocked<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        let (nb, d) = (self.nb, self.d);
+        let plane = d.len() / nb;
+        let imgs = self.src.len() / self.img;
+        let row = |lane: usize| &self.src[lane * self.img + self.channel..][..plane];
+        let mut lane = 0;
+        // 8 x 8 blocks: 8 images' runs of 8 positions become 8 positions' runs of 8 lanes.
+        while lane + 8 <= imgs {
+            let mut q = 0;
+            while q + 8 <= plane {
+                let t = transpose8x8::<V>(std::array::from_fn(|i| &row(lane + i)[q..]));
+                for (j, t) in t.iter().enumerate() {
+                    d[(q + j) * nb + lane..][..8].copy_from_slice(t);
+                }
+                q += 8;
+            }
+            for i in lane..lane + 8 {
+                for (qq, &v) in row(i).iter().enumerate().skip(q) {
+                    d[qq * nb + i] = v;
+                }
+            }
+            lane += 8;
+        }
+        for i in lane..nb {
+            for q in 0..plane {
+                d[q * nb + i] = if i < imgs { row(i)[q] } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// Output rows per task of [`from_blocked`].
+const OUT_CHUNKS: usize = 8;
+
+/// Transposes the output block `[positions][groups * rows_pad][nb]` into images
+/// `[imgs][groups * rows][positions]`, adding the bias; ranges of rows in parallel.
+fn from_blocked(
+    isa: Isa,
+    pass: &Pass,
+    blk: &[f32],
+    rows_pad: usize,
+    nb: usize,
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    let positions = pass.positions();
+    let rows = pass.groups * pass.rows;
+    let per = rows.div_ceil(OUT_CHUNKS);
+    let imgs = dst.len() / (rows * positions);
+    // Each task writes one range of rows of every image: split each image accordingly.
+    let mut parts: [[&mut [f32]; 16]; OUT_CHUNKS] = Default::default();
+    for (lane, img) in dst.chunks_mut(rows * positions).enumerate() {
+        let mut rest = img;
+        for part in parts.iter_mut() {
+            let (head, tail) = rest.split_at_mut((per * positions).min(rest.len()));
+            part[lane] = head;
+            rest = tail;
+        }
+    }
+    parts
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(chunk, mut out)| {
+            let row0 = chunk * per;
+            for row in row0..(row0 + per).min(rows) {
+                let (g, r) = (row / pass.rows, row % pass.rows);
+                let s = &blk[(g * rows_pad + r) * nb..];
+                let (bias, o0) = (bias.map_or(0.0, |b| b[row]), (row - row0) * positions);
+                let out = &mut out[..imgs];
+                let step = pass.groups * rows_pad * nb;
+                dispatch(
+                    isa,
+                    FromBlocked {
+                        s,
+                        step,
+                        positions,
+                        bias,
+                        out,
+                        o0,
+                    },
+                );
+            }
+        });
+}
+
+/// One output row of [`from_blocked`].
+struct FromBlocked<'a, 'b> {
+    /// The row's `nb` lanes of each position, `step` apart.
+    s: &'a [f32],
+    step: usize,
+    positions: usize,
+    bias: f32,
+    /// Per image, its part of the output; the row starts at `o0`.
+    out: &'a mut [&'b mut [f32]],
+    o0: usize,
+}
+
+impl SimdFn<f32> for FromBlocked<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        let (s, b, o0) = (self.s, self.bias, self.o0);
+        let (out, positions, step) = (self.out, self.positions, self.step);
+        let imgs = out.len();
+        let mut lane = 0;
+        while lane + 8 <= imgs {
+            let mut q = 0;
+            while q + 8 <= positions {
+                let rows8 = std::array::from_fn(|i| &s[(q + i) * step + lane..]);
+                for (j, t) in transpose8x8::<V>(rows8).iter().enumerate() {
+                    let o = &mut out[lane + j][o0 + q..o0 + q + 8];
+                    o.iter_mut().zip(t).for_each(|(o, &v)| *o = v + b);
+                }
+                q += 8;
+            }
+            for i in lane..lane + 8 {
+                for qq in q..positions {
+                    out[i][o0 + qq] = s[qq * step + i] + b;
+                }
+            }
+            lane += 8;
+        }
+        for (i, o) in out.iter_mut().enumerate().skip(lane) {
+            for (qq, o) in o[o0..o0 + positions].iter_mut().enumerate() {
+                *o = s[qq * step + i] + b;
+            }
+        }
+    }
+}
+
+/// A range of output positions of one block, every output row.
+struct TaskFn<'a> {
+    pass: &'a Pass,
+    nb: usize,
+    mr: usize,
+    /// Packed weights `[group][panel][depth][r][s][mr]`.
+    a: &'a [f32],
+    /// The block's input `[groups * depth][plane][nb]`.
+    b: &'a [f32],
+    /// The task's output `[positions][groups * panels * mr][nb]`.
+    out: &'a mut [f32],
+    /// First position and number of positions.
+    span: (usize, usize),
+    sweep_bytes: usize,
+}
+
+impl SimdFn<f32> for TaskFn<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        match (V::LANES, self.nb) {
+            (16, 16) => self.run::<V, 16, 1>(),
+            (8, 16) => self.run::<V, 6, 2>(),
+            (8, 8) => self.run::<V, 12, 1>(),
+            (1, 16) => self.run::<V, 2, 16>(),
+            (1, 8) => self.run::<V, 4, 8>(),
+            _ => unreachable!("no tile for {} lanes over {} images", V::LANES, self.nb),
+        }
+    }
+}
+
+impl TaskFn<'_> {
+    #[inline(always)]
+    fn run<V: Vector<Elem = f32>, const MR: usize, const NRV: usize>(self) {
+        let (pass, nb) = (self.pass, self.nb);
+        let (r, s) = pass.taps;
+        let (ih, iw) = pass.in_plane;
+        let ow = pass.out_plane.1;
+        let (p0, count) = self.span;
+        let panels = pass.rows.div_ceil(MR);
+        let a_chan = r * s * MR;
+        let b_chan = ih * iw * nb;
+        let panel_a = pass.depth * a_chan;
+        let group_b = pass.depth * b_chan;
+        let pos_out = pass.groups * panels * MR * nb;
+        // The tile's reads and writes stay inside these (see the SAFETY note below).
+        assert!(self.mr == MR && NRV * V::LANES == nb);
+        assert_eq!(self.a.len(), pass.groups * panels * panel_a);
+        assert_eq!(self.b.len(), pass.groups * group_b);
+        assert_eq!(self.out.len(), count * pos_out);
+        // Channels per sweep over the positions: a panel's weights for them stay in L1 while
+        // the positions' input vectors stream by (from L2, reused by every panel).
+        let sweep = (self.sweep_bytes / (a_chan * 4)).clamp(1, pass.depth.max(1));
+        for g in 0..pass.groups {
+            for j0 in (0..pass.depth).step_by(sweep) {
+                let chans = sweep.min(pass.depth - j0);
+                for panel in 0..panels {
+                    let gp = g * panels + panel;
+                    for q in 0..count {
+                        let (orow, ocol) = ((p0 + q) / ow, (p0 + q) % ow);
+                        let (wr, wc) = (pass.axes[0].walk(orow), pass.axes[1].walk(ocol));
+                        let row_walk =
+                            (wr.count, wr.t_step * s * MR, wr.i_step * (iw * nb) as isize);
+                        let col_walk = (wc.count, wc.t_step * MR, wc.i_step * nb as isize);
+                        let a0 = gp * panel_a + j0 * a_chan + (wr.t0 * s + wc.t0) * MR;
+                        let b0 = g * group_b + j0 * b_chan + (wr.i0 * iw + wc.i0) * nb;
+                        let o0 = q * pos_out + gp * MR * nb;
+                        let chans = if wr.count == 0 || wc.count == 0 {
+                            0
+                        } else {
+                            chans
+                        };
+                        // SAFETY: the walks only visit taps `t < r` (`< s`) and inputs
+                        // `i < ih` (`< iw`) (`Axis::walk`), and channels `j0 + j < depth`, so
+                        // A reads stay inside panel `gp` and B reads inside group `g`, within
+                        // the lengths asserted above; the tile's `MR` rows of `nb` at `o0` are
+                        // inside position `q`'s part of `out`.
+                        unsafe {
+                            tile::<V, MR, NRV>(
+                                self.a.as_ptr().add(a0),
+                                self.b.as_ptr().add(b0),
+                                chans,
+                                (a_chan, b_chan),
+                                row_walk,
+                                col_walk,
+                                (self.out.as_mut_ptr().add(o0), nb, j0 > 0),
+                            )
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One register tile: `out[m][lane] (+)= sum over channels j < depth, row taps, column taps
+/// of a[m] * b[lane]`, `a` and `b` advancing by the walks' steps `(count, a_step, b_step)`, in
+/// that fixed order; `out = (ptr, row stride, accumulate)`. Accumulating continues the same
+/// sum in the same order (the partial round-trips through memory exactly), so sweeping the
+/// channels in pieces gives the bits of one sweep.
+///
+/// # Safety
+/// Every `a + j * a_chan + u * ar + v * ac + m` (`m < MR`) and `b + j * b_chan + u * br +
+/// v * bc + lane` (`lane < NRV * LANES`) the walks reach is readable; `out + m * out_row +
+/// lane` is readable and writable.
+#[inline(always)]
+unsafe fn tile<V: Vector<Elem = f32>, const MR: usize, const NRV: usize>(
+    a: *const f32,
+    b: *const f32,
+    depth: usize,
+    (a_chan, b_chan): (usize, usize),
+    (rc, ar, br): (usize, usize, isize),
+    (cc, ac, bc): (usize, usize, isize),
+    (out, out_row, accumulate): (*mut f32, usize, bool),
+) {
+    let mut acc = [[V::zero(); NRV]; MR];
+    if accumulate {
+        for (m, row) in acc.iter_mut().enumerate() {
+            for (v, acc) in row.iter_mut().enumerate() {
+                // SAFETY: inside the tile (the caller's contract).
+                *acc = unsafe { V::load(out.add(m * out_row + v * V::LANES)) };
+            }
+        }
+    }
+    for j in 0..depth {
+        let (aj, bj) = (a.wrapping_add(j * a_chan), b.wrapping_add(j * b_chan));
+        for u in 0..rc {
+            let mut ap = aj.wrapping_add(u * ar);
+            let mut bp = bj.wrapping_offset(u as isize * br);
+            for _ in 0..cc {
+                let mut bv = [V::zero(); NRV];
+                for (v, bv) in bv.iter_mut().enumerate() {
+                    // SAFETY: a tap the walk reaches (the caller's contract).
+                    *bv = unsafe { V::load(bp.add(v * V::LANES)) };
+                }
+                for (m, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    let av = V::splat(unsafe { *ap.add(m) });
+                    for (acc, bv) in row.iter_mut().zip(&bv) {
+                        *acc = av.mul_add(*bv, *acc);
+                    }
+                }
+                ap = ap.wrapping_add(ac);
+                bp = bp.wrapping_offset(bc);
+            }
+        }
+    }
+    for (m, row) in acc.iter().enumerate() {
+        for (v, acc) in row.iter().enumerate() {
+            // SAFETY: inside the tile (the caller's contract).
+            unsafe { acc.store(out.add(m * out_row + v * V::LANES)) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::reference::{conv2d_backward_data_reference, conv2d_forward_reference};
+    use crate::simd::with_isa;
+    use proptest::prelude::*;
+
+    fn data(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `|got - want| <= (len + 1) * eps_f32 * mag`, `mag` the sum of absolute terms.
+    fn check(what: &str, got: &[f32], want: &[f64], mag: &[f64], len: usize) {
+        let gamma = (len as f64 + 1.0) * f32::EPSILON as f64;
+        for (i, ((&g, &w), &m)) in got.iter().zip(want).zip(mag).enumerate() {
+            let bound = gamma * m + 1e-30;
+            assert!(
+                (g as f64 - w).abs() <= bound,
+                "{what}[{i}]: {g} vs {w} (bound {bound})"
+            );
+        }
+    }
+
+    /// Random descriptors, batches that leave lanes of the last block empty, every stride,
+    /// padding and dilation the walks must handle, groups.
+    fn params() -> impl Strategy<Value = Conv2dParams> {
+        (
+            (1usize..36, 1usize..12, 1usize..20, 1usize..3),
+            (1usize..12, 1usize..12, 1usize..4, 1usize..4),
+            (1usize..4, 1usize..4, 1usize..3, 1usize..3),
+            (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        )
+            .prop_filter_map("invalid", |((n, cg, kg, g), (h, w, r, s), st, pad)| {
+                Conv2dParams::builder(n, cg * g, h, w, kg * g, r, s)
+                    .stride(st.0, st.1)
+                    .dilation(st.2, st.3)
+                    .padding(pad.0, pad.1, pad.2, pad.3)
+                    .groups(g)
+                    .build()
+                    .ok()
+                    .filter(|p| !p.is_depthwise())
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Both passes, 8- and 16-image blocks, every ISA, against the f64 reference.
+        #[test]
+        fn passes_match_reference(p in params(), seed in 0u64..1000, sweep in 0usize..3) {
+            let (x, w, b, dy) = (
+                data(p.input_len(), seed),
+                data(p.weight_len(), seed + 1),
+                data(p.k(), seed + 2),
+                data(p.output_len(), seed + 3),
+            );
+            let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+            let abs = |v: &[f32]| v.iter().map(|&x| (x as f64).abs()).collect::<Vec<_>>();
+            let (mut y_want, mut y_mag) = (vec![0.0; p.output_len()], vec![0.0; p.output_len()]);
+            conv2d_forward_reference(&p, &f64s(&x), &f64s(&w), Some(&f64s(&b)), &mut y_want)
+                .unwrap();
+            conv2d_forward_reference(&p, &abs(&x), &abs(&w), Some(&abs(&b)), &mut y_mag)
+                .unwrap();
+            let (mut dx_want, mut dx_mag) = (vec![0.0; p.input_len()], vec![0.0; p.input_len()]);
+            conv2d_backward_data_reference(&p, &f64s(&dy), &f64s(&w), &mut dx_want).unwrap();
+            conv2d_backward_data_reference(&p, &abs(&dy), &abs(&w), &mut dx_mag).unwrap();
+            let (cg, kg) = (p.c / p.groups, p.k / p.groups);
+            for nb in [8, 16] {
+                // Sweeps of one channel, of a few, or all at once.
+                let mut bp = BlockedPlan {
+                    sweep_bytes: [1, 4 * p.r * p.s * 16 * 4, SWEEP_BYTES][sweep],
+                    ..sizes(&p, nb).unwrap()
+                };
+                if sweep == 1 {
+                    bp.limit_wave(nb); // one block per wave
+                }
+                let mut ws = vec![f32::NAN; bp.workspace_len()];
+                for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+                    let who = format!("nb {nb} {isa:?} {p:?}");
+                    let mut y = vec![f32::NAN; p.output_len()];
+                    let mut dx = vec![f32::NAN; p.input_len()];
+                    with_isa(isa, || {
+                        run(&Pass::new(&p, Dir::Forward), &bp, &x, &w, Some(&b), &mut y, &mut ws);
+                        run(&Pass::new(&p, Dir::Adjoint), &bp, &dy, &w, None, &mut dx, &mut ws);
+                    });
+                    check(&format!("y {who}"), &y, &y_want, &y_mag, cg * p.r * p.s + 1);
+                    check(&format!("dx {who}"), &dx, &dx_want, &dx_mag, kg * p.r * p.s);
+                }
+            }
+        }
+    }
+}
