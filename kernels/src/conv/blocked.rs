@@ -227,6 +227,13 @@ impl BlockedPlan {
     }
 }
 
+/// Elements per position of an output block of `rows` rows: one spare row, so positions are
+/// not a power of two apart (64 rows of 16 lanes would be 4 KiB: the 8 positions one
+/// transpose in `from_blocked` reads would share an L1 set and alias the stores).
+fn pos_stride(rows: usize, nb: usize) -> usize {
+    (rows + 1) * nb
+}
+
 /// Rows per group padded for every tile height.
 fn rows_pad(rows: usize) -> usize {
     TILE_ROWS
@@ -274,7 +281,7 @@ fn sizes(p: &Conv2dParams, nb: usize) -> Option<BlockedPlan> {
         let rs = pass.taps.0 * pass.taps.1;
         a_len = a_len.max(checked_product("", &[pass.groups, rp, pass.depth, rs]).ok()?);
         let input = checked_product("", &[pass.in_len(), nb]).ok()?;
-        let output = checked_product("", &[pass.groups, rp, pass.positions(), nb]).ok()?;
+        let output = checked_product("", &[pass.groups * rp + 1, pass.positions(), nb]).ok()?;
         block_len = block_len.max(input.checked_add(output)?);
     }
     if a_len.checked_add(block_len)? > WS_BUDGET {
@@ -361,7 +368,7 @@ fn run(
     let a = &mut a[..pass.groups * panels * mr * pass.depth * rs];
     pass.pack_weights(w, mr, a);
     let a = &*a;
-    let rows_total = pass.groups * panels * mr;
+    let pos_len = pos_stride(pass.groups * panels * mr, nb);
     // Tasks of a block: ranges of output positions (each writes its own part of the
     // position-major output block), enough to keep every thread busy.
     let per_task = positions.div_ceil(TASKS_PER_WAVE.div_ceil(bp.wave).max(1));
@@ -386,12 +393,12 @@ fn run(
             });
         blocks.par_chunks_mut(bp.block_len).for_each(|blk| {
             let (bin, bout) = blk.split_at_mut(in_img * nb);
-            let (bin, bout) = (&*bin, &mut bout[..positions * rows_total * nb]);
-            bout.par_chunks_mut(per_task * rows_total * nb)
+            let (bin, bout) = (&*bin, &mut bout[..positions * pos_len]);
+            bout.par_chunks_mut(per_task * pos_len)
                 .enumerate()
                 .for_each(|(t, out)| {
                     let p0 = t * per_task;
-                    let span = (p0, out.len() / (rows_total * nb));
+                    let span = (p0, out.len() / pos_len);
                     let sweep_bytes = bp.sweep_bytes;
                     let task = TaskFn {
                         pass,
@@ -410,7 +417,7 @@ fn run(
             .par_chunks(bp.block_len)
             .zip(dw.par_chunks_mut(nb * out_img))
             .for_each(|(blk, d)| {
-                let bout = &blk[in_img * nb..][..positions * rows_total * nb];
+                let bout = &blk[in_img * nb..][..positions * pos_len];
                 from_blocked(isa, pass, bout, panels * mr, nb, bias, d);
             });
     }
@@ -521,7 +528,7 @@ fn from_blocked(
                 let s = &blk[(g * rows_pad + r) * nb..];
                 let (bias, o0) = (bias.map_or(0.0, |b| b[row]), (row - row0) * positions);
                 let out = &mut out[..imgs];
-                let step = pass.groups * rows_pad * nb;
+                let step = pos_stride(pass.groups * rows_pad, nb);
                 dispatch(
                     isa,
                     FromBlocked {
@@ -626,7 +633,7 @@ impl TaskFn<'_> {
         let b_chan = ih * iw * nb;
         let panel_a = pass.depth * a_chan;
         let group_b = pass.depth * b_chan;
-        let pos_out = pass.groups * panels * MR * nb;
+        let pos_out = pos_stride(pass.groups * panels * MR, nb);
         // The tile's reads and writes stay inside these (see the SAFETY note below).
         assert!(self.mr == MR && NRV * V::LANES == nb);
         assert_eq!(self.a.len(), pass.groups * panels * panel_a);
