@@ -1,5 +1,5 @@
 //! Convolution: random descriptors (stride, asymmetric padding, dilation, groups, depthwise,
-//! chunk and tile limits); forward, backward-data and backward-weight and the three
+//! chunk and tile limits, batches for the batch-blocked path); forward, backward-data and backward-weight and the three
 //! transposed-convolution passes on every path against the f64 reference, with the bounds of
 //! `kernels/tests/conv.rs` (a dot product of `c/groups * r * s + 1`, `k/groups * r * s` and
 //! `n * oh * ow` terms); wrong buffer lengths and bad descriptors fail.
@@ -12,17 +12,30 @@ use nnkern_kernels::KernelError;
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
-    let (n, groups) = (inp.dim(3), inp.dim1(3));
-    let (c, k) = (
-        groups.saturating_mul(inp.dim1(3)),
-        groups.saturating_mul(inp.dim1(3)),
-    );
+    // One input in four is a batch of 16 to 20 with 14 or 16 channels per group, shapes the
+    // native batch-blocked path (`conv/blocked.rs`) takes (small planes, to fit `CAP`).
+    let blocked = inp.byte() % 4 == 0;
+    let (n, groups) = if blocked {
+        (16 + inp.dim(4), inp.dim1(2))
+    } else {
+        (inp.dim(3), inp.dim1(3))
+    };
+    let channels = |inp: &mut Input| {
+        let per_group = if blocked {
+            [14, 16][inp.byte() as usize % 2]
+        } else {
+            inp.dim1(3)
+        };
+        groups.saturating_mul(per_group)
+    };
+    let (c, k) = (channels(&mut inp), channels(&mut inp));
     let (c, k) = if inp.byte() == 255 {
         (c.wrapping_add(1), k)
     } else {
         (c, k)
     };
-    let (h, w, r, s) = (inp.dim1(8), inp.dim1(8), inp.dim1(3), inp.dim1(3));
+    let side = if blocked { 4 } else { 8 };
+    let (h, w, r, s) = (inp.dim1(side), inp.dim1(side), inp.dim1(3), inp.dim1(3));
     let b = Conv2dParams::builder(n, c, h, w, k, r, s)
         .stride(inp.dim1(3), inp.dim1(3))
         .padding(inp.dim(2), inp.dim(2), inp.dim(2), inp.dim(2))

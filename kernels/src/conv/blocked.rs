@@ -1,7 +1,6 @@
 //! Batch-blocked direct convolution (native backend): images side by side in the vector lanes.
 //!
-//! A task's images are first transposed into one block of `nb` images (16, or 8 for small
-//! batches), channel-major with the batch innermost: `xb[c][h][w][lane]` (cuda-convnet's CHWN
+//! A task's images are first transposed into one block of `nb = 16` images, channel-major with the batch innermost: `xb[c][h][w][lane]` (cuda-convnet's CHWN
 //! layout, blocked). Then every (kernel tap, output position) pair reads one contiguous,
 //! aligned vector of `nb` images, whatever the stride, padding or dilation. A register tile of
 //! `MR` output channels by `nb` images at one output position sums, tap by tap, `w[row][tap]`
@@ -14,7 +13,7 @@
 //! other tap. There is no column matrix to write and read back (col2im), and no product with
 //! a zero.
 //!
-//! Tiles are written to a `[rows][positions][nb]` block and transposed back to NCHW (adding
+//! Tiles are written to a `[positions][rows][nb]` block and transposed back to NCHW (adding
 //! the bias). Each output element is the sum of one tile over its taps in a fixed order, so
 //! the split of tiles over threads cannot change a bit.
 //!
@@ -27,9 +26,12 @@ use crate::error::checked_product;
 use crate::simd::{dispatch, transpose8x8, Isa, SimdFn, Vector};
 use rayon::prelude::*;
 
+/// Images per block: the lanes of a tile (one zmm, two ymm).
+const NB: usize = 16;
+
 /// Tile heights of the ISAs (`tile_rows`); rows are padded to a multiple of the tile's, and
 /// the workspace is sized for the largest padding, so it does not depend on the ISA.
-const TILE_ROWS: [usize; 6] = [2, 4, 6, 8, 12, 16];
+const TILE_ROWS: [usize; 3] = [2, 6, 16];
 
 /// Bytes of a panel's weights per sweep over the output positions (see `TaskFn::run`).
 const SWEEP_BYTES: usize = 16 << 10;
@@ -202,8 +204,6 @@ impl Pass {
 /// The plan of the batch-blocked path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct BlockedPlan {
-    /// Images per block (vector lanes of a tile).
-    nb: usize,
     /// Blocks in flight per wave.
     wave: usize,
     /// Workspace: packed weights, then per block its input and output blocks.
@@ -223,7 +223,7 @@ impl BlockedPlan {
 
     /// At most `images` images in flight (but one block at least).
     pub(crate) fn limit_wave(&mut self, images: usize) {
-        self.wave = self.wave.min(images / self.nb).max(1);
+        self.wave = self.wave.min(images / NB).max(1);
     }
 }
 
@@ -256,21 +256,23 @@ fn fills(used: usize, block: usize) -> bool {
 /// backward-data, 2 or 3 alternating rounds: MNIST's second layer (64 images, 32 -> 64, 13x13,
 /// 3x3) 0.93 / 0.75; 64 x 32 -> 64 at 32x32, pad 1: 0.92 / 1.03; same at stride 2, 64 -> 128:
 /// 0.71 / 0.98; 32 x 256 -> 256 at 7x7: 0.80 / 0.69; 64 x 16 -> 32 at 12x12, 5x5: 0.95 /
-/// 0.74. With 8-image blocks (batch 8, AVX2 12 x 8 tiles) it was slower on every ResNet shape
-/// (1.3 to 1.7), so small batches keep the GEMM paths.
+/// 0.74. Blocks of 8 images (batch 8: 12 x 8 AVX2 tiles, or 16-lane tiles over two positions)
+/// were slower than the GEMM paths on every ResNet shape (1.2 to 1.7), so small batches keep
+/// those. The backward-weight pass keeps the GEMM too: a blocked reduction over positions
+/// streamed both operands from L2 for every tile (1.1 to 2 times slower on MNIST's layer).
 pub(crate) fn plan(p: &Conv2dParams) -> Option<BlockedPlan> {
-    let nb = 16;
-    let lanes = p.n >= nb && fills(p.n, nb);
+    let lanes = p.n >= NB && fills(p.n, NB);
     let rows_fill = |rows: usize| [16, 6].iter().all(|&mr| fills(rows, mr));
     let (cg, kg) = (p.c / p.groups, p.k / p.groups);
-    let mut bp = sizes(p, nb)?;
+    let mut bp = sizes(p)?;
     bp.forward = lanes && rows_fill(kg);
     bp.backward_data = lanes && rows_fill(cg);
     (bp.forward || bp.backward_data).then_some(bp)
 }
 
-/// Workspace sizes for blocks of `nb` images (both passes), if they fit the budget.
-fn sizes(p: &Conv2dParams, nb: usize) -> Option<BlockedPlan> {
+/// Workspace sizes (both passes), if they fit the budget.
+fn sizes(p: &Conv2dParams) -> Option<BlockedPlan> {
+    let nb = NB;
     if p.is_depthwise() || p.oh == 0 || p.ow == 0 {
         return None;
     }
@@ -290,7 +292,6 @@ fn sizes(p: &Conv2dParams, nb: usize) -> Option<BlockedPlan> {
     let blocks = p.n.div_ceil(nb).max(1);
     let wave = ((WS_BUDGET - a_len) / block_len.max(1)).clamp(1, blocks);
     Some(BlockedPlan {
-        nb,
         wave,
         a_len,
         block_len,
@@ -300,24 +301,13 @@ fn sizes(p: &Conv2dParams, nb: usize) -> Option<BlockedPlan> {
     })
 }
 
-/// The ISA a tile runs on: AVX-512's 16 lanes need 16-image blocks.
-fn tile_isa(isa: Isa, nb: usize) -> Isa {
-    if isa == Isa::Avx512 && nb < 16 {
-        Isa::Avx2
-    } else {
-        isa
-    }
-}
-
-/// Tile height for `nb` lanes of `isa`'s vectors: as many accumulators as the registers
-/// hold next to the B vectors and a broadcast (must match [`TaskFn::call`]).
-fn tile_rows(isa: Isa, nb: usize) -> usize {
-    match (tile_isa(isa, nb), nb) {
-        (Isa::Avx512, _) => 16,
-        (Isa::Avx2 | Isa::Portable, 16) => 6,
-        (Isa::Avx2 | Isa::Portable, _) => 12,
-        (Isa::Scalar, 16) => 2,
-        (Isa::Scalar, _) => 4,
+/// Tile height of `isa`: as many accumulators as the registers hold next to the B vectors
+/// and a broadcast (must match [`TaskFn::call`]).
+fn tile_rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 | Isa::Portable => 6,
+        Isa::Scalar => 2,
     }
 }
 
@@ -357,9 +347,7 @@ fn run(
     ws: &mut [f32],
 ) {
     let isa = Isa::active();
-    let nb = bp.nb;
-    let mr = tile_rows(isa, nb);
-    let tisa = tile_isa(isa, nb);
+    let (nb, mr) = (NB, tile_rows(isa));
     let rs = pass.taps.0 * pass.taps.1;
     let (in_img, positions) = (pass.in_len(), pass.positions());
     let out_img = pass.groups * pass.rows * positions;
@@ -410,7 +398,7 @@ fn run(
                         span,
                         sweep_bytes,
                     };
-                    dispatch(tisa, task);
+                    dispatch(isa, task);
                 });
         });
         blocks
@@ -609,13 +597,11 @@ impl SimdFn<f32> for TaskFn<'_> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
-        match (V::LANES, self.nb) {
-            (16, 16) => self.run::<V, 16, 1>(),
-            (8, 16) => self.run::<V, 6, 2>(),
-            (8, 8) => self.run::<V, 12, 1>(),
-            (1, 16) => self.run::<V, 2, 16>(),
-            (1, 8) => self.run::<V, 4, 8>(),
-            _ => unreachable!("no tile for {} lanes over {} images", V::LANES, self.nb),
+        match V::LANES {
+            16 => self.run::<V, 16, 1>(),
+            8 => self.run::<V, 6, 2>(),
+            1 => self.run::<V, 2, 16>(),
+            _ => unreachable!("no tile for {} lanes", V::LANES),
         }
     }
 }
@@ -799,7 +785,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// Both passes, 8- and 16-image blocks, every ISA, against the f64 reference.
+        /// Both passes (blocks with empty lanes, channel sweeps, waves), every ISA, against
+        /// the f64 reference.
         #[test]
         fn passes_match_reference(p in params(), seed in 0u64..1000, sweep in 0usize..3) {
             let (x, w, b, dy) = (
@@ -819,18 +806,18 @@ mod tests {
             conv2d_backward_data_reference(&p, &f64s(&dy), &f64s(&w), &mut dx_want).unwrap();
             conv2d_backward_data_reference(&p, &abs(&dy), &abs(&w), &mut dx_mag).unwrap();
             let (cg, kg) = (p.c / p.groups, p.k / p.groups);
-            for nb in [8, 16] {
+            {
                 // Sweeps of one channel, of a few, or all at once.
                 let mut bp = BlockedPlan {
                     sweep_bytes: [1, 4 * p.r * p.s * 16 * 4, SWEEP_BYTES][sweep],
-                    ..sizes(&p, nb).unwrap()
+                    ..sizes(&p).unwrap()
                 };
                 if sweep == 1 {
-                    bp.limit_wave(nb); // one block per wave
+                    bp.limit_wave(NB); // one block per wave
                 }
                 let mut ws = vec![f32::NAN; bp.workspace_len()];
                 for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
-                    let who = format!("nb {nb} {isa:?} {p:?}");
+                    let who = format!("{isa:?} {p:?}");
                     let mut y = vec![f32::NAN; p.output_len()];
                     let mut dx = vec![f32::NAN; p.input_len()];
                     with_isa(isa, || {

@@ -20,7 +20,10 @@
 //! `ow`); see [`Conv2dParams`]. This is PyTorch's `conv2d` (cross-correlation).
 //!
 //! Backends:
-//! * `Native`: the native GEMM, images of a chunk in parallel (rayon, caller's pool). Forward
+//! * `Native`: batches of 16 or more images run forward and backward-data as a direct
+//!   convolution with 16 images in the vector lanes (`blocked.rs`: no im2col, no packing, no
+//!   col2im) when the output channels fill its register tiles. Otherwise the native GEMM,
+//!   images of a chunk in parallel (rayon, caller's pool). Forward
 //!   and backward-weight use implicit im2col (`wide.rs`): the GEMM packs its operand straight
 //!   from the (padded, phase-split) image through a row table, so no column matrix is built;
 //!   1x1 stride-1 unpadded convolutions are one GEMM per image; backward-data is the forward
