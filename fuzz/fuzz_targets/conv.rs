@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     // native batch-blocked path (`conv/blocked.rs`) takes (small planes, to fit `CAP`).
     let blocked = inp.byte() % 4 == 0;
     let (n, groups) = if blocked {
-        (16 + inp.dim(4), inp.dim1(2))
+        (inp.dim(4).saturating_add(16), inp.dim1(2))
     } else {
         (inp.dim(3), inp.dim1(3))
     };

@@ -833,6 +833,37 @@ fn empty_batch_is_a_no_op() {
     }
 }
 
+/// Depthwise shapes whose padded plane would dwarf the image (huge padding or dilation, read
+/// at a huge stride, so the output stays small): the native passes fall back to kernels that
+/// copy no padded plane (a fuzz find: the copy was a terabyte-sized hidden allocation).
+#[test]
+fn extreme_padding_needs_no_padded_copy() {
+    let big = 1 << 30;
+    let shapes = [
+        Conv2dParams::builder(2, 3, 4, 5, 3, 3, 3)
+            .groups(3)
+            .padding(big, big, 1, 2)
+            .stride(big, 1)
+            .build()
+            .unwrap(),
+        Conv2dParams::builder(1, 2, 3, 3, 2, 2, 2)
+            .groups(2)
+            .dilation(1, big)
+            .padding(0, 0, big, big)
+            .stride(1, big)
+            .build()
+            .unwrap(),
+    ];
+    for p in shapes {
+        assert!(p.output_len() < 1 << 16, "{p:?}");
+        let c = case(&p, 5);
+        for isa in Isa::ALL {
+            let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
+            check_against_reference(&p, &c, &got, &format!("Native/{isa:?} {p:?}"));
+        }
+    }
+}
+
 /// Shapes too large for the proptest: depthwise planes beyond the stencil's whole-plane
 /// scratch (per-row de-interleaving), and a convolution with several column tiles per image.
 #[test]

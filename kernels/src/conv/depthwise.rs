@@ -44,9 +44,14 @@ struct Padded {
     wq: usize,
 }
 
+/// Largest ratio of a padded copy to its plane (besides a fixed allowance for tiny planes).
+const MAX_PLANE_GROWTH: usize = 4;
+
 impl Padded {
     /// The copy for an `h x w` plane padded by `(top, bottom, left, right)`, read with strides
-    /// `(sh, sw)`; `None` if its size overflows (the caller falls back).
+    /// `(sh, sw)`; `None` if its size overflows or is far larger than the plane (extreme
+    /// padding, dilation or stride: the thread-local copy would be a huge hidden allocation,
+    /// and the caller falls back to the stencil kernels, which need none).
     fn new(
         h: usize,
         w: usize,
@@ -66,10 +71,13 @@ impl Padded {
             hq: hp.div_ceil(sh),
             wq: wp.div_ceil(sw),
         };
-        [pad.sw, pad.hq, pad.wq]
+        let len = [pad.sw, pad.hq, pad.wq]
             .iter()
-            .try_fold(pad.sh, |a, &b| a.checked_mul(b))
-            .map(|_| pad)
+            .try_fold(pad.sh, |a, &b| a.checked_mul(b))?;
+        (len <= MAX_PLANE_GROWTH
+            .saturating_mul(h * w)
+            .saturating_add(1 << 16))
+        .then_some(pad)
     }
 
     fn len(&self) -> usize {

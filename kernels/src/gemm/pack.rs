@@ -656,6 +656,7 @@ pub(super) fn with_scratch<T: Float, R>(
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use crate::simd::{load8x8, transpose8};
     use std::arch::x86_64::*;
 
     /// `out[p * r + i] = rows[i][p]` for `i < r = rows.len()`, `p < kc`, `r` in
@@ -680,7 +681,19 @@ mod avx2 {
             }
             for p0 in (0..full).step_by(8) {
                 // SAFETY: p0 + 8 <= kc, rows < r: inside the caller's block.
-                let t = unsafe { transpose8(ptr.map(|p| _mm256_loadu_ps(p.add(p0)))) };
+                let t = unsafe {
+                    let at = |i: usize| ptr[i].add(p0);
+                    transpose8(load8x8([
+                        at(0),
+                        at(1),
+                        at(2),
+                        at(3),
+                        at(4),
+                        at(5),
+                        at(6),
+                        at(7),
+                    ]))
+                };
                 for (q, v) in t.iter().enumerate() {
                     let p = p0 + q;
                     // SAFETY: a full store writes (p * r + g)..+8, inside `out` when
@@ -707,36 +720,5 @@ mod avx2 {
                 }
             }
         }
-    }
-
-    /// Transposes 8 rows of 8 floats: lane `i` of output `q` is lane `q` of input `i`.
-    #[inline(always)]
-    unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ]
     }
 }

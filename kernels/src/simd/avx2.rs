@@ -237,59 +237,78 @@ avx2_vector!(
     shift = 52
 );
 
-/// `out[j][i] = rows[i][j]` for an 8 x 8 block, in shuffles (unpack, shuffle, lane permute).
-/// Inlined into the caller's AVX2 function (see [`super::transpose8x8`]).
+/// Loads 8 rows of 8 floats (explicit loads: a `map` closure would not inherit the caller's
+/// AVX2 and would stay a call per row).
+///
+/// # Safety
+/// AVX2 is available; each pointer is valid for 8 reads.
+#[inline(always)]
+pub(crate) unsafe fn load8x8(p: [*const f32; 8]) -> [__m256; 8] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        [
+            _mm256_loadu_ps(p[0]),
+            _mm256_loadu_ps(p[1]),
+            _mm256_loadu_ps(p[2]),
+            _mm256_loadu_ps(p[3]),
+            _mm256_loadu_ps(p[4]),
+            _mm256_loadu_ps(p[5]),
+            _mm256_loadu_ps(p[6]),
+            _mm256_loadu_ps(p[7]),
+        ]
+    }
+}
+
+/// Transposes 8 rows of 8 floats in registers: lane `i` of output `q` is lane `q` of input
+/// `i` (pairs of rows interleaved, then quadruples, then the 128-bit halves swapped).
+///
+/// # Safety
+/// AVX2 is available (inlined into an AVX2 function).
+#[inline(always)]
+pub(crate) unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
+    }
+}
+
+/// `out[j][i] = rows[i][j]` for an 8 x 8 block. Inlined into the caller's AVX2 function (see
+/// [`super::transpose8x8`]).
 ///
 /// # Safety
 /// Called only where an AVX2 vector exists (`Vector::AVX2`), i.e. the CPU has AVX2.
 #[inline(always)]
 pub(crate) unsafe fn transpose8x8(rows: [&[f32]; 8]) -> [[f32; 8]; 8] {
+    let p = |i: usize| rows[i][..8].as_ptr();
     // SAFETY: AVX2 available (the caller's contract); every row holds 8 elements (bounds
     // checked by the slicing), every `out` row too.
     unsafe {
-        // (Explicit loads: a closure would not inherit the caller's AVX2 and stay a call.)
-        let load = |i: usize| rows[i][..8].as_ptr();
-        let r = [
-            _mm256_loadu_ps(load(0)),
-            _mm256_loadu_ps(load(1)),
-            _mm256_loadu_ps(load(2)),
-            _mm256_loadu_ps(load(3)),
-            _mm256_loadu_ps(load(4)),
-            _mm256_loadu_ps(load(5)),
-            _mm256_loadu_ps(load(6)),
-            _mm256_loadu_ps(load(7)),
-        ];
-        // t: pairs of rows interleaved; s: quadruples; then the 128-bit halves swapped.
-        let t = [
-            _mm256_unpacklo_ps(r[0], r[1]),
-            _mm256_unpackhi_ps(r[0], r[1]),
-            _mm256_unpacklo_ps(r[2], r[3]),
-            _mm256_unpackhi_ps(r[2], r[3]),
-            _mm256_unpacklo_ps(r[4], r[5]),
-            _mm256_unpackhi_ps(r[4], r[5]),
-            _mm256_unpacklo_ps(r[6], r[7]),
-            _mm256_unpackhi_ps(r[6], r[7]),
-        ];
-        let s = [
-            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
-            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
-            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
-            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
-            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
-        ];
-        let cols = [
-            _mm256_permute2f128_ps::<0x20>(s[0], s[4]),
-            _mm256_permute2f128_ps::<0x20>(s[1], s[5]),
-            _mm256_permute2f128_ps::<0x20>(s[2], s[6]),
-            _mm256_permute2f128_ps::<0x20>(s[3], s[7]),
-            _mm256_permute2f128_ps::<0x31>(s[0], s[4]),
-            _mm256_permute2f128_ps::<0x31>(s[1], s[5]),
-            _mm256_permute2f128_ps::<0x31>(s[2], s[6]),
-            _mm256_permute2f128_ps::<0x31>(s[3], s[7]),
-        ];
+        let cols = transpose8(load8x8([p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7)]));
         let mut out = [[0.0f32; 8]; 8];
         for (o, c) in out.iter_mut().zip(cols) {
             _mm256_storeu_ps(o.as_mut_ptr(), c);

@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx2::{F32x8Avx2, F64x4Avx2};
+pub(crate) use avx2::{load8x8, transpose8, F32x8Avx2, F64x4Avx2};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::F32x16Avx512;
 pub(crate) use portable::{F32x8Wide, F64x4Wide};
