@@ -219,6 +219,45 @@ proptest! {
     }
 }
 
+/// Batches of 16 to 40 whose channels fill the batch-blocked path's register tiles
+/// (`conv/blocked.rs`: 14, 16, 28 or 32 per group): strides, padding, dilation, groups,
+/// a last block with empty lanes, one block per wave.
+fn blocked_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (16usize..40, 0usize..4, 0usize..4, 1usize..3, any::<bool>()),
+        (1usize..7, 1usize..7, 1usize..4, 1usize..4),
+        (1usize..3, 1usize..3, 1usize..3, 1usize..3),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_filter_map("invalid shape", |(a, b, st, pad)| {
+            let (n, ci, ki, groups, one_block) = a;
+            let per_group = [14, 16, 28, 32];
+            let (cg, kg) = (per_group[ci], per_group[ki]);
+            let (h, w, r, s) = b;
+            let p = Conv2dParams::builder(n, cg * groups, h, w, kg * groups, r, s)
+                .stride(st.0, st.1)
+                .dilation(st.2, st.3)
+                .padding(pad.0, pad.1, pad.2, pad.3)
+                .groups(groups)
+                .build()
+                .ok()?;
+            Some(if one_block { p.with_max_chunk(16) } else { p })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn batch_blocked_matches_reference(p in blocked_params(), seed in 0u64..1000) {
+        let c = case(&p, seed);
+        for isa in Isa::ALL {
+            let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
+            check_against_reference(&p, &c, &got, &format!("Native/{isa:?} {p:?}"));
+        }
+    }
+}
+
 /// Shallow, unpadded stride-1 shapes (`c * r * s <= 32`, output rows at least 16 wide) for
 /// the native direct kernels (`conv/shallow.rs`): rows not a multiple of the vector width
 /// (the overlapping last vector), odd channel counts, kernels up to 4x4.

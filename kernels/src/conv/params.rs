@@ -500,7 +500,12 @@ impl Conv2dParams {
             .build()
             .ok()?
             .with_max_chunk(self.chunk());
-        a.plan.wide.is_some().then_some(a)
+        // (Its workspace comes on top of the flipped weights: that sum must fit too.)
+        let fits = self
+            .weight_len()
+            .checked_add(a.own_workspace_len())
+            .is_some();
+        (a.plan.wide.is_some() && fits).then_some(a)
     }
 
     /// Workspace elements of one task slot.
