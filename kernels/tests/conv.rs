@@ -155,6 +155,15 @@ fn check_against_reference(p: &Conv2dParams, c: &Case, got: &[Vec<f32>; 4], who:
     assert_close(&format!("{who} db"), &got[3], &wb, &mb, n * oh * ow);
 }
 
+/// The native backend's passes on every ISA against the reference.
+fn native_matches_reference(p: &Conv2dParams, seed: u64) {
+    let c = case(p, seed);
+    for isa in Isa::ALL {
+        let got = with_isa(isa, || run_passes(Backend::Native, p, &c));
+        check_against_reference(p, &c, &got, &format!("Native/{isa:?} {p:?}"));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -211,11 +220,7 @@ proptest! {
 
     #[test]
     fn implicit_im2col_matches_reference(p in implicit_params(), seed in 0u64..1000) {
-        let c = case(&p, seed);
-        for isa in Isa::ALL {
-            let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
-            check_against_reference(&p, &c, &got, &format!("Native/{isa:?} {p:?}"));
-        }
+        native_matches_reference(&p, seed);
     }
 }
 
@@ -250,11 +255,7 @@ proptest! {
 
     #[test]
     fn batch_blocked_matches_reference(p in blocked_params(), seed in 0u64..1000) {
-        let c = case(&p, seed);
-        for isa in Isa::ALL {
-            let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
-            check_against_reference(&p, &c, &got, &format!("Native/{isa:?} {p:?}"));
-        }
+        native_matches_reference(&p, seed);
     }
 }
 
@@ -279,11 +280,7 @@ proptest! {
 
     #[test]
     fn shallow_direct_matches_reference(p in shallow_params(), seed in 0u64..1000) {
-        let c = case(&p, seed);
-        for isa in Isa::ALL {
-            let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
-            check_against_reference(&p, &c, &got, &format!("Native/{isa:?} {p:?}"));
-        }
+        native_matches_reference(&p, seed);
     }
 }
 
@@ -322,11 +319,7 @@ proptest! {
 
     #[test]
     fn depthwise_matches_reference(p in depthwise_params(), seed in 0u64..1000) {
-        let c = case(&p, seed);
-        for isa in Isa::ALL {
-            let got = with_isa(isa, || run_passes(Backend::Native, &p, &c));
-            check_against_reference(&p, &c, &got, &format!("Native/{isa:?} {p:?}"));
-        }
+        native_matches_reference(&p, seed);
     }
 }
 
