@@ -481,7 +481,7 @@ impl SimdFn<f32> for ToBlocked<'_> {
 /// Output rows per task of [`from_blocked`].
 const OUT_CHUNKS: usize = 8;
 
-/// Transposes the output block `[positions][groups * rows_pad][nb]` into images
+/// Transposes the output block `[positions][groups * rows_pad + 1][nb]` into images
 /// `[imgs][groups * rows][positions]`, adding the bias; ranges of rows in parallel.
 fn from_blocked(
     isa: Isa,
@@ -586,7 +586,7 @@ struct TaskFn<'a> {
     a: &'a [f32],
     /// The block's input `[groups * depth][plane][nb]`.
     b: &'a [f32],
-    /// The task's output `[positions][groups * panels * mr][nb]`.
+    /// The task's output `[positions][groups * panels * mr + 1][nb]` ([`pos_stride`]).
     out: &'a mut [f32],
     /// First position and number of positions.
     span: (usize, usize),

@@ -453,8 +453,9 @@ impl Conv2dParams {
 
     /// f32 elements of workspace every pass of every backend needs (the slices passed as `ws`
     /// may be longer). Bounded: the batch is processed a few tasks at a time, each with its
-    /// own column tile of at most 512 output positions, so this does not grow with the batch
-    /// size or the image size beyond that.
+    /// own column tile of at most 512 output positions (or a few blocks of 16 images on the
+    /// batch-blocked path, within a fixed 16 MiB budget), so this does not grow with the
+    /// batch size or the image size beyond that.
     pub fn workspace_len(&self) -> usize {
         let adjoint = self
             .adjoint()
