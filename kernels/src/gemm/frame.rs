@@ -76,7 +76,7 @@ pub(super) fn gemm_f32(
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => run::<f32, F32Gemm6x16Avx2Fma>(g, l, a, b, c, true),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => run::<f32, F32Gemm8x16Avx512>(g, l, a, b, c, true),
+        Isa::Avx512 => run::<f32, F32Gemm8x32Avx512>(g, l, a, b, c, true),
         Isa::Scalar => run::<f32, F32Gemm4x4Scalar>(g, l, a, b, c, false),
         _ => run::<f32, F32Gemm4x8Wide>(g, l, a, b, c, false),
     }

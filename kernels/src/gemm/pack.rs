@@ -119,7 +119,7 @@ impl PackElem for f64 {}
 impl PackElem for f32 {
     unsafe fn interleave_simd(rows: &[*const f32], kc: usize, out: &mut [f32]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if matches!(rows.len(), 6 | 8 | 12 | 16) && crate::simd::Isa::Avx2.supported() {
+        if matches!(rows.len(), 6 | 8 | 12 | 16 | 32) && crate::simd::Isa::Avx2.supported() {
             // SAFETY: AVX2 is available; the caller's contract covers the reads and
             // `out.len() == kc * r`.
             unsafe { avx2::interleave_f32(rows, kc, out.as_mut_ptr()) };
@@ -130,13 +130,13 @@ impl PackElem for f32 {
     }
 }
 
-/// Pointers to `n <= 16` lines `ld` apart from `src` (the rest repeat `src`, unused).
+/// Pointers to `n <= MAX_R` lines `ld` apart from `src` (the rest repeat `src`, unused).
 ///
 /// # Safety
 /// `src + i * ld` is in bounds of one allocation for `i < n`.
 #[inline(always)]
-unsafe fn line_ptrs<T>(src: *const T, ld: usize, n: usize) -> [*const T; 16] {
-    let mut rows = [src; 16];
+unsafe fn line_ptrs<T>(src: *const T, ld: usize, n: usize) -> [*const T; MAX_R] {
+    let mut rows = [src; MAX_R];
     for (i, row) in rows.iter_mut().enumerate().take(n) {
         *row = unsafe { src.add(i * ld) };
     }
@@ -236,7 +236,7 @@ fn pack<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
         unsafe {
             let src = x.data.as_ptr().add((line0 + i0) * x.ld + depth0);
             if n == r
-                && r <= 16
+                && r <= MAX_R
                 && x.simd
                 && T::interleave_simd(&line_ptrs(src, x.ld, r)[..r], kc, panel)
             {
@@ -255,12 +255,14 @@ fn pack_gathered<T: PackElem>(x: Operand<'_, T>, g: Gather<'_>, b: Block, out: &
     match (b.contiguous, b.r) {
         (false, 8) if g.line.is_some() => gather_cols_lines::<T, 8>(x.data, g, b, out),
         (false, 16) if g.line.is_some() => gather_cols_lines::<T, 16>(x.data, g, b, out),
+        (false, 32) if g.line.is_some() => gather_cols_lines::<T, 32>(x.data, g, b, out),
         (false, _) if g.line.is_some() => gather_any(x.data, g, b, out),
         (false, 4) => gather_cols::<T, 4>(x.data, g, b, out),
         (false, 6) => gather_cols::<T, 6>(x.data, g, b, out),
         (false, 8) => gather_cols::<T, 8>(x.data, g, b, out),
         (false, 16) => gather_cols::<T, 16>(x.data, g, b, out),
-        (true, 1..=16) => gather_lines(x, g, b, out),
+        (false, 32) => gather_cols::<T, 32>(x.data, g, b, out),
+        (true, 1..=MAX_R) => gather_lines(x, g, b, out),
         _ => gather_any(x.data, g, b, out),
     }
 }
@@ -285,6 +287,7 @@ fn pack_depth_major<T: PackElem>(x: Operand<'_, T>, b: Block, out: &mut [T]) {
         8 => copy_depth_major::<T, 8>(x, line0, lines, depth0, kc, out),
         12 => copy_depth_major::<T, 12>(x, line0, lines, depth0, kc, out),
         16 => copy_depth_major::<T, 16>(x, line0, lines, depth0, kc, out),
+        32 => copy_depth_major::<T, 32>(x, line0, lines, depth0, kc, out),
         _ => {
             for p in 0..kc {
                 let start = (depth0 + p) * x.ld + line0;
@@ -321,6 +324,7 @@ unsafe fn interleave_panel<T: Float>(
             8 => interleave::<T, 8>(src, ld, n, kc, panel),
             12 => interleave::<T, 12>(src, ld, n, kc, panel),
             16 => interleave::<T, 16>(src, ld, n, kc, panel),
+            32 => interleave::<T, 32>(src, ld, n, kc, panel),
             _ => interleave_any(src, ld, r, n, kc, panel),
         }
     }
@@ -331,6 +335,9 @@ unsafe fn interleave_panel<T: Float>(
 /// of a 64-row product (mnist_c2_im2col at 1 thread: 74 GFLOP/s without, 83-91 with 4 to 8
 /// rows ahead, measured alternately).
 const PREFETCH_ROWS: usize = 6;
+
+/// Widest panel any micro-kernel packs (the AVX-512 f32 tile is 32 columns wide).
+const MAX_R: usize = 32;
 
 /// The depth-major copy with a compile-time panel width, so full panels copy with fixed-size
 /// moves (a run-time length becomes a `memmove` call per 16 elements).
@@ -491,7 +498,7 @@ fn gather_cols_lines<T: Float, const R: usize>(data: &[T], g: Gather<'_>, b: Blo
                     .expect("R elements");
             }
         }
-        let mut tmp = [T::zero(); 32];
+        let mut tmp = [T::zero(); 2 * MAX_R];
         let row = rows[kc - 1];
         for &(c, off) in runs {
             let dst: &mut [T; R] = (&mut tmp[c..c + R]).try_into().expect("R elements");
@@ -503,7 +510,7 @@ fn gather_cols_lines<T: Float, const R: usize>(data: &[T], g: Gather<'_>, b: Blo
     }
 }
 
-/// Packs lines that are stored rows of a gathered matrix (`r <= 16`): per panel, the depth
+/// Packs lines that are stored rows of a gathered matrix (`r <= MAX_R`): per panel, the depth
 /// range is walked segment piece by segment piece; each piece is a plain interleave of `n`
 /// contiguous runs (SIMD transposes when available), junk depths are zero.
 fn gather_lines<T: PackElem>(x: Operand<'_, T>, g: Gather<'_>, b: Block, out: &mut [T]) {
@@ -519,7 +526,7 @@ fn gather_lines<T: PackElem>(x: Operand<'_, T>, g: Gather<'_>, b: Block, out: &m
             let (valid, piece) = g.run(local, b.kc - p);
             let dst = &mut panel[p * b.r..(p + piece) * b.r];
             if valid > 0 {
-                let mut rows = [x.data.as_ptr(); 16];
+                let mut rows = [x.data.as_ptr(); MAX_R];
                 for (i, row) in rows.iter_mut().enumerate().take(n) {
                     let start = g.row[b.line0 + q * b.r + i] + off;
                     *row = x.data[start..start + valid].as_ptr();
@@ -660,7 +667,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// `out[p * r + i] = rows[i][p]` for `i < r = rows.len()`, `p < kc`, `r` in
-    /// {6, 8, 12, 16}: 8 x 8 blocks transposed in registers (eight loads, 24 shuffles, eight
+    /// {6, 8, 12, 16, 32}: 8 x 8 blocks transposed in registers (eight loads, 24 shuffles, eight
     /// stores per 64 values, against 128 scalar moves). A short group of rows (`r = 6`, or
     /// the last four of 12) loads some rows twice and stores eight lanes; the extra lanes land
     /// on the next depth's first lanes, which are stored later: by the next depth of the

@@ -31,7 +31,7 @@ pub enum Isa {
     Avx2,
     /// AVX-512 (F and DQ) on x86-64 besides AVX2 + FMA: f32 kernels on 16-lane zmm vectors
     /// (f64 keeps AVX2's), except along rows too short for them (see [`Isa::for_row`]); the
-    /// GEMM micro-kernel is 8 x 16 on zmm.
+    /// GEMM micro-kernel is 8 x 32 on zmm.
     Avx512,
 }
 
