@@ -400,11 +400,14 @@ pub(crate) fn backward_data(
 ) -> Result<(), KernelError> {
     let (wt, ws) = ws.split_at_mut(p.weight_len());
     let (cg, kg, rs) = (p.c / p.groups, p.k / p.groups, p.r * p.s);
-    for (t, v) in wt.iter_mut().enumerate() {
-        // wt[g*cg + ci][ko][tap] = w[g*kg + ko][ci][rs - 1 - tap]
-        let (row, tap) = (t / rs, t % rs);
+    // wt[g*cg + ci][ko][tap] = w[g*kg + ko][ci][rs - 1 - tap], a reversed run of taps per
+    // row (per element, the index arithmetic took 0.4 ms of a 5x5 pass's 2.6).
+    for (row, dst) in wt.chunks_exact_mut(rs).enumerate() {
         let (g, ci, ko) = (row / (cg * kg), row / kg % cg, row % kg);
-        *v = w[((g * kg + ko) * cg + ci) * rs + rs - 1 - tap];
+        let src = &w[((g * kg + ko) * cg + ci) * rs..][..rs];
+        for (d, &v) in dst.iter_mut().zip(src.iter().rev()) {
+            *d = v;
+        }
     }
     let wp = a.plan.wide.as_ref().expect("adjoint() checked the plan");
     forward(a, wp, dy, wt, None, dx, ws)
