@@ -17,8 +17,9 @@
 //! sum runs in a fixed order, so results do not depend on the thread count.
 
 use super::params::Conv2dParams;
+use super::phases::{merge_row2, split_row2};
 use super::rows::{conv_row, dot_rows, tail_keep, Taps, MAX_TAPS};
-use crate::simd::{dispatch, Isa, SimdFn, Vector};
+use crate::simd::{dispatch, in_vector_context, Isa, SimdFn, Vector};
 use rayon::prelude::*;
 use std::cell::Cell;
 
@@ -91,14 +92,34 @@ impl Padded {
             + dc / self.sw
     }
 
-    /// Writes `src` (`h x w`) into `dst` (`len()`), zeros around it.
+    /// Writes `src` (`h x w`) into `dst` (`len()`), zeros around it (in a vector context:
+    /// the stride-2 split is shuffles there, scalar moves in a baseline build).
     fn fill(&self, src: &[f32], dst: &mut [f32]) {
+        in_vector_context(
+            true,
+            #[inline(always)]
+            || self.fill_rows(src, dst),
+        )
+    }
+
+    #[inline(always)]
+    fn fill_rows(&self, src: &[f32], dst: &mut [f32]) {
         dst.fill(0.0);
         for (i, row) in src.chunks_exact(self.w).enumerate() {
             let pr = i + self.top;
             if self.sw == 1 {
                 let at = self.offset(pr, self.left);
                 dst[at..at + self.w].copy_from_slice(row);
+            } else if self.sw == 2 {
+                // Both phase rows whole, padding included.
+                let (e, o) = (self.offset(pr, 0), self.offset(pr, 1));
+                let (head, odd) = dst.split_at_mut(o);
+                split_row2(
+                    row,
+                    self.left,
+                    &mut head[e..e + self.wq],
+                    &mut odd[..self.wq],
+                );
             } else {
                 // Columns `j0, j0 + sw, ...` land side by side in one phase.
                 for j0 in 0..self.sw.min(self.w) {
@@ -116,8 +137,22 @@ impl Padded {
 
     /// The inverse of [`fill`](Self::fill): reads the `h x w` plane back out of `src`.
     fn unfill(&self, src: &[f32], dst: &mut [f32]) {
+        in_vector_context(
+            true,
+            #[inline(always)]
+            || self.unfill_rows(src, dst),
+        )
+    }
+
+    #[inline(always)]
+    fn unfill_rows(&self, src: &[f32], dst: &mut [f32]) {
         for (i, row) in dst.chunks_exact_mut(self.w).enumerate() {
             let pr = i + self.top;
+            if self.sw == 2 {
+                let (e, o) = (self.offset(pr, 0), self.offset(pr, 1));
+                merge_row2(&src[e..e + self.wq], &src[o..o + self.wq], self.left, row);
+                continue;
+            }
             for j0 in 0..self.sw.min(self.w) {
                 let at = self.offset(pr, j0 + self.left);
                 let n = (self.w - j0).div_ceil(self.sw);

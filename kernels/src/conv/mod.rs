@@ -47,6 +47,7 @@ mod direct;
 mod gemm_path;
 mod im2col;
 mod params;
+mod phases;
 pub mod reference;
 mod rows;
 mod shallow;

@@ -25,9 +25,10 @@
 
 use super::gemm_path::{dims, gather as gather_images, reduce_partials, scatter};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
+use super::phases::{padded, split_row2};
 use crate::error::{checked_product, KernelError};
 use crate::gemm::{gemm_gather, Gather};
-use crate::simd::{dispatch, Isa, SimdFn, Vector};
+use crate::simd::in_vector_context;
 use crate::Gemm;
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -163,21 +164,16 @@ fn with_rows<R>(p: &Conv2dParams, wp: &WidePlan, f: impl FnOnce(&[usize]) -> R) 
 /// channel holds padded rows `a, a + sh, ...` and columns `b, b + sw, ...`. Runs in the
 /// active ISA's target-feature context, where the copies vectorize.
 fn split_images(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]) {
-    dispatch(Isa::active(), SplitImages { p, wp, x, out });
+    in_vector_context(
+        true,
+        #[inline(always)]
+        || split_images_body(p, wp, x, out),
+    )
 }
 
-struct SplitImages<'a> {
-    p: &'a Conv2dParams,
-    wp: &'a WidePlan,
-    x: &'a [f32],
-    out: &'a mut [f32],
-}
-
-impl SimdFn<f32> for SplitImages<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn call<V: Vector<Elem = f32>>(self) {
-        let (p, wp) = (self.p, self.wp);
+#[inline(always)]
+fn split_images_body(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]) {
+    {
         let ((sh, sw), (pt, pl)) = (p.stride, (p.pad.0, p.pad.2));
         let pq = wp.hq * wp.wq;
         // Padded row `i * sh + a` of the image, if it is an input row.
@@ -185,11 +181,7 @@ impl SimdFn<f32> for SplitImages<'_> {
             let ih = (i * sh + a).checked_sub(pt).filter(|&ih| ih < p.h)?;
             Some(ih * p.w..(ih + 1) * p.w)
         };
-        for (src, dst) in self
-            .x
-            .chunks_exact(p.h * p.w)
-            .zip(self.out.chunks_exact_mut(wp.chan))
-        {
+        for (src, dst) in x.chunks_exact(p.h * p.w).zip(out.chunks_exact_mut(wp.chan)) {
             if sw == 2 {
                 // Both column phases of a padded row from one pass over it.
                 for (a, planes) in dst.chunks_exact_mut(2 * pq).enumerate() {
@@ -232,35 +224,6 @@ impl SimdFn<f32> for SplitImages<'_> {
                 }
             }
         }
-    }
-}
-
-/// Column `j` of a row padded with `pl` zeros in front (and zeros behind).
-#[inline(always)]
-fn padded(row: &[f32], pl: usize, j: usize) -> f32 {
-    j.checked_sub(pl)
-        .and_then(|i| row.get(i))
-        .copied()
-        .unwrap_or(0.0)
-}
-
-/// Padded columns `0, 2, 4, ...` of `row` (`pl` zeros in front) into `even`, `1, 3, ...`
-/// into `odd` (zeros past the row): the interior, where both columns of a pair are input,
-/// as one de-interleaving loop (vector shuffles), the few padded pairs one by one.
-#[inline(always)]
-fn split_row2(row: &[f32], pl: usize, even: &mut [f32], odd: &mut [f32]) {
-    let wq = even.len();
-    // Pairs t0..t1 have 2t - pl >= 0 and 2t + 1 - pl < w.
-    let t0 = pl.div_ceil(2).min(wq);
-    let t1 = ((row.len() + pl) / 2).clamp(t0, wq);
-    for t in (0..t0).chain(t1..wq) {
-        even[t] = padded(row, pl, 2 * t);
-        odd[t] = padded(row, pl, 2 * t + 1);
-    }
-    let pairs = row[2 * t0 - pl..].chunks_exact(2);
-    for ((e, o), pair) in even[t0..t1].iter_mut().zip(&mut odd[t0..t1]).zip(pairs) {
-        *e = pair[0];
-        *o = pair[1];
     }
 }
 

@@ -9,7 +9,7 @@
 //! where packing costs as much as the arithmetic.
 
 use super::Transpose;
-use crate::simd::{dispatch, Isa, SimdFn, Vector};
+use crate::simd::in_vector_context;
 use num_traits::Float;
 use std::cell::RefCell;
 use std::thread::LocalKey;
@@ -274,25 +274,6 @@ fn pack_gathered_body<T: PackElem>(x: Operand<'_, T>, g: Gather<'_>, b: Block, o
         (false, 32) => gather_cols::<T, 32>(x.data, g, b, out),
         (true, 1..=MAX_R) => gather_lines(x, g, b, out),
         _ => gather_any(x.data, g, b, out),
-    }
-}
-
-/// Runs `f` (inlined) in the active ISA's target-feature context when `simd`: packing is
-/// copies, which a baseline x86-64 build does 16 bytes at a time (a 32-float panel row of
-/// the implicit im2col: eight loads and eight stores, 12% of a 5x5 convolution's time).
-#[inline(always)]
-fn in_vector_context<R>(simd: bool, f: impl FnOnce() -> R) -> R {
-    let isa = if simd { Isa::active() } else { Isa::Portable };
-    dispatch::<f32, _>(isa, InContext(f))
-}
-
-struct InContext<F>(F);
-
-impl<R, F: FnOnce() -> R> SimdFn<f32> for InContext<F> {
-    type Output = R;
-    #[inline(always)]
-    fn call<V: Vector<Elem = f32>>(self) -> R {
-        (self.0)()
     }
 }
 

@@ -323,6 +323,26 @@ pub(crate) trait SimdFn<T: SimdElem> {
     fn call<V: Vector<Elem = T>>(self) -> Self::Output;
 }
 
+/// Runs `f` (inlined) in the target-feature context of the active ISA when `simd`, else
+/// as is. For plain copies and shuffles: a baseline x86-64 build moves 16 bytes at a time
+/// and leaves strided copies scalar, where the AVX-512 context uses zmm moves and
+/// permutes (gather packing of the implicit im2col: 12% -> 7% of a 5x5 convolution).
+#[inline(always)]
+pub(crate) fn in_vector_context<R>(simd: bool, f: impl FnOnce() -> R) -> R {
+    let isa = if simd { Isa::active() } else { Isa::Portable };
+    dispatch::<f32, _>(isa, InContext(f))
+}
+
+struct InContext<F>(F);
+
+impl<R, F: FnOnce() -> R> SimdFn<f32> for InContext<F> {
+    type Output = R;
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) -> R {
+        (self.0)()
+    }
+}
+
 /// Runs `f` with the vector type of `isa` (which must be supported: [`Isa::active`] and
 /// [`with_isa`] only ever return supported paths).
 #[inline]
