@@ -38,7 +38,7 @@ pub(crate) fn split_row2(row: &[f32], pl: usize, even: &mut [f32], odd: &mut [f3
 pub(crate) fn merge_row2(even: &[f32], odd: &[f32], pl: usize, row: &mut [f32]) {
     // row[2u] is padded column pl + 2u, in phase pl mod 2 at (pl + 2u) / 2; row[2u + 1] in
     // the other phase at (pl + 2u + 1) / 2.
-    let (first, second) = if pl % 2 == 0 {
+    let (first, second) = if pl.is_multiple_of(2) {
         (even, odd)
     } else {
         (odd, even)
