@@ -220,7 +220,12 @@ pub(crate) fn backward_data(
                 gemm(backend, &g, a, b, &mut dst[grp * gstride..])?;
             }
             if !p.is_pointwise() {
-                col2im(p, col, width, dxt, (p0, p1), 0, p.c);
+                // One tile of the whole image: dx is still zero, the image path applies.
+                if (p0, p1) == (0, d.ohw) {
+                    col2im_image(p, col, width, dxt);
+                } else {
+                    col2im(p, col, width, dxt, (p0, p1), 0, p.c);
+                }
             }
         }
         Ok(())
