@@ -3,8 +3,9 @@
 //! A task's images are first transposed into one block of `nb = 16` images, channel-major
 //! with the batch innermost: `xb[c][h][w][lane]` (cuda-convnet's CHWN layout, blocked). Then every (kernel tap, output position) pair reads one contiguous,
 //! aligned vector of `nb` images, whatever the stride, padding or dilation. A register tile of
-//! `MR` output channels by `nb` images at one output position sums, tap by tap, `w[row][tap]`
-//! (broadcast) times that vector: no im2col, no packing of B, no junk columns, and every
+//! `MR` output channels by `nb` images at one output position (with AVX-512, half as many
+//! channels at two neighbouring positions that walk the same taps) sums, tap by tap,
+//! `w[row][tap]` (broadcast) times that vector: no im2col, no packing of B, no junk columns, and every
 //! position's walk lists only the taps that land inside the image, so padding costs no work.
 //!
 //! Backward-data is the same computation on `dy`: `dx[ci][ih][iw]` sums, over output channels
