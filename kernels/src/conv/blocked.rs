@@ -630,7 +630,13 @@ impl TaskFn<'_> {
         assert_eq!(self.out.len(), count * pos_out);
         // Channels per sweep over the positions: a panel's weights for them stay in L1 while
         // the positions' input vectors stream by (from L2, reused by every panel).
+        // Balanced: 32 channels of 28 per sweep run as 16 + 16, not 28 + 4 (a short sweep
+        // pays the tiles' load and store of their accumulators for little work).
         let sweep = (self.sweep_bytes / (a_chan * 4)).clamp(1, pass.depth.max(1));
+        let sweep = pass
+            .depth
+            .div_ceil(pass.depth.div_ceil(sweep).max(1))
+            .max(1);
         let (a_ptr, b_ptr, out_ptr) = (self.a.as_ptr(), self.b.as_ptr(), self.out.as_mut_ptr());
         for g in 0..pass.groups {
             for j0 in (0..pass.depth).step_by(sweep) {

@@ -185,8 +185,11 @@ unsafe fn macro_kernel<V: Vector, A: ASource, const MR: usize, const NRV: usize>
                     c,
                     nr_eff,
                 };
+                // A last panel at most one vector wide runs one-vector tiles: N = 196 on
+                // 32-wide tiles computed 224 columns, this way 208.
+                let narrow = NRV > 1 && nr_eff <= V::LANES;
                 if mr_eff == MR {
-                    rows.run::<V, MR, NRV>(args);
+                    rows.run_width::<V, MR, NRV>(args, narrow);
                 } else {
                     // The last, partial row panel in pieces of 4, 2 and 1 rows, each a
                     // smaller tile over the same B panel (still in L1): m = 64 on 6-row
@@ -196,9 +199,9 @@ unsafe fn macro_kernel<V: Vector, A: ASource, const MR: usize, const NRV: usize>
                     while r < mr_eff {
                         let piece = rows.down(r, args.ldc);
                         r += match mr_eff - r {
-                            4.. => piece.run::<V, 4, NRV>(args),
-                            2 | 3 => piece.run::<V, 2, NRV>(args),
-                            _ => piece.run::<V, 1, NRV>(args),
+                            4.. => piece.run_width::<V, 4, NRV>(args, narrow),
+                            2 | 3 => piece.run_width::<V, 2, NRV>(args, narrow),
+                            _ => piece.run_width::<V, 1, NRV>(args, narrow),
                         };
                     }
                 }
@@ -230,6 +233,30 @@ impl<T> Rows<T> {
             a: self.a.wrapping_add(r * self.a_row),
             c: self.c.wrapping_add(r * ldc),
             ..self
+        }
+    }
+
+    /// [`run`](Self::run) on `NRV` vectors, or on one if `narrow` (`nr_eff <= LANES`: the
+    /// columns past the first vector would all be dropped).
+    ///
+    /// # Safety
+    /// As [`run`](Self::run).
+    #[inline(always)]
+    unsafe fn run_width<V: Vector<Elem = T>, const R: usize, const NRV: usize>(
+        self,
+        args: &MacroArgs<T>,
+        narrow: bool,
+    ) -> usize
+    where
+        T: Float,
+    {
+        // SAFETY: the caller's contract; one vector reads and writes a part of the tile.
+        unsafe {
+            if narrow {
+                self.run::<V, R, 1>(args)
+            } else {
+                self.run::<V, R, NRV>(args)
+            }
         }
     }
 
