@@ -77,6 +77,14 @@ pub fn checked_mul(arg: &'static str, a: usize, b: usize) -> Result<usize, Kerne
     a.checked_mul(b).ok_or(KernelError::Overflow { arg })
 }
 
+/// The sum of `terms`, or an overflow error naming `arg`.
+pub fn checked_sum(arg: &'static str, terms: &[usize]) -> Result<usize, KernelError> {
+    terms
+        .iter()
+        .try_fold(0usize, |acc, &t| acc.checked_add(t))
+        .ok_or(KernelError::Overflow { arg })
+}
+
 /// The product of `dims`, or an overflow error naming `arg`.
 pub fn checked_product(arg: &'static str, dims: &[usize]) -> Result<usize, KernelError> {
     dims.iter()

@@ -610,6 +610,13 @@ fn invalid_descriptors_name_their_argument() {
             Conv2dParams::builder(1, 1, 8, 8, 1, usize::MAX, 1).dilation(2, 1),
             "dilation",
         ),
+        // Each part of the implicit-im2col workspace fits, their sum does not (fuzz find).
+        (
+            Conv2dParams::builder(1, 1 << 43, 1, 1, 1 << 43, 5, 5)
+                .pad(512, 512)
+                .groups(1 << 42),
+            "workspace",
+        ),
     ];
     for (builder, arg) in cases {
         let e = builder.build().expect_err(arg);

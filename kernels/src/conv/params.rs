@@ -1,6 +1,6 @@
 //! The validated convolution descriptor and its builder.
 
-use crate::error::{checked_mul, checked_product, KernelError};
+use crate::error::{checked_mul, checked_product, checked_sum, KernelError};
 
 /// Output positions per GEMM call the im2col paths aim for: the column tile
 /// `[c*r*s, TILE_TARGET]` then stays in L2 between im2col and the GEMM that reads it, and the
@@ -260,10 +260,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
             blocked: None,
         });
     }
-    let slot = col_len
-        .checked_add(buf_len)
-        .and_then(|v| v.checked_add(part_len))
-        .ok_or(KernelError::Overflow { arg: "workspace" })?;
+    let slot = checked_sum("workspace", &[col_len, buf_len, part_len])?;
     let tasks = p.n.div_ceil(ipt).max(1);
     let slots = (WS_BUDGET / slot.max(1)).clamp(1, MAX_SLOTS.min(tasks));
     checked_mul("workspace", slots, slot)?;

@@ -26,7 +26,7 @@
 use super::gemm_path::{dims, gather as gather_images, reduce_partials, scatter};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use super::phases::{padded, split_row2};
-use crate::error::{checked_product, KernelError};
+use crate::error::{checked_product, checked_sum, KernelError};
 use crate::gemm::{gemm_gather, Gather};
 use crate::simd::in_vector_context;
 use crate::Gemm;
@@ -105,7 +105,7 @@ pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>
         checked_product("workspace", &[ipt, p.c, chan])?
     };
     let out_len = checked_product("workspace", &[p.k, ipt, seg_len])?;
-    let slot = checked_product("workspace", &[1, pad_len + out_len + part_len])?;
+    let slot = checked_sum("workspace", &[pad_len, out_len, part_len])?;
     let slots = (WS_BUDGET / slot.max(1)).clamp(1, MAX_SLOTS.min(n.div_ceil(ipt)));
     checked_product("workspace", &[slots, slot])?;
     Ok(Some(WidePlan {
