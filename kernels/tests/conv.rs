@@ -183,10 +183,16 @@ proptest! {
 
 /// Shapes deep enough (`c/groups * r * s >= 32`) for the native implicit-im2col path
 /// (`conv/wide.rs`): strides (phase-split input), padding, dilation, groups, several images
-/// per task, chunking.
+/// per task, chunking; 16 or 24 channels per group for the channels-last weight gradient.
 fn implicit_params() -> impl Strategy<Value = Conv2dParams> {
     (
-        (1usize..6, 4usize..9, 1usize..5, 1usize..3, 1usize..4),
+        (
+            1usize..6,
+            prop_oneof![4usize..9, Just(16), Just(24)],
+            1usize..5,
+            1usize..3,
+            1usize..4,
+        ),
         (
             1usize..14,
             1usize..14,

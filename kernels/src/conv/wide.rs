@@ -28,7 +28,7 @@ use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use super::phases::{padded, split_row2};
 use crate::error::{checked_product, checked_sum, KernelError};
 use crate::gemm::{gemm_gather, Gather};
-use crate::simd::in_vector_context;
+use crate::simd::{dispatch, in_vector_context, transpose8x8, Isa, SimdFn, Vector};
 use crate::Gemm;
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -61,8 +61,10 @@ pub(crate) struct WidePlan {
     seg_len: usize,
     /// Whether the forward computes the output positions only (see [`dense_forward`]).
     dense: bool,
+    /// Whether the weight gradient reads a channels-last copy (see [`channels_last`]).
+    nhwc: bool,
     /// Per slot: the padded, phase-split copy of the task's images (0 when the input is read
-    /// in place), the wide output.
+    /// in place, unless the channels-last copy needs the room), the wide output.
     pad_len: usize,
     out_len: usize,
     part_len: usize,
@@ -99,7 +101,8 @@ pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>
     // and the output scatter run inside a task, so one task would leave them serial.
     let tasks = (n.saturating_mul(seg_len) / WIDE_COLS).clamp(MIN_TASKS.min(n), n);
     let ipt = n.div_ceil(tasks);
-    let pad_len = if p.pad == (0, 0, 0, 0) && p.stride == (1, 1) {
+    let nhwc = channels_last(p);
+    let pad_len = if p.pad == (0, 0, 0, 0) && p.stride == (1, 1) && !nhwc {
         0
     } else {
         checked_product("workspace", &[ipt, p.c, chan])?
@@ -117,10 +120,26 @@ pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>
         valid,
         seg_len,
         dense,
+        nhwc,
         pad_len,
         out_len,
         part_len,
     }))
+}
+
+/// Whether the weight gradient transposes each task's images to channels-last (padded
+/// `[h][w][c]`) once, instead of packing B from the image through the tap table: the
+/// GEMM's B is then `[positions][taps * channels]` with each tap's channels contiguous, so
+/// its panels pack as plain copies, not transposes of every tap's row (9 per element for a
+/// 3x3 kernel, in runs as short as an output row). Needs at least 16 channels per group (a
+/// 32-column panel then spans at most two taps). Same sums in the same order, so the same
+/// bits as the other layout. Taken for output rows under 32 wide, where the transposed runs
+/// are short; measured at 2 threads, 3 alternating rounds: mnist_c2 0.94-0.99 -> 0.85-0.89
+/// ms, conv5x5 (28 wide) 1.82-1.88 -> 1.73-1.76; on 56-wide rows (resnet_3x3, dilated) the
+/// extra pass over the images cost as much as it saved, or more.
+fn channels_last(p: &Conv2dParams) -> bool {
+    let cg = p.c / p.groups;
+    cg >= 16 && cg.is_multiple_of(8) && p.ow < 32
 }
 
 /// Whether the forward gathers the output positions densely (the gather's `line`) instead
@@ -229,7 +248,8 @@ fn split_images_body(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]
 
 /// The task's input as the GEMM reads it: the images themselves, or their padded copy.
 fn source<'a>(p: &Conv2dParams, wp: &WidePlan, xt: &'a [f32], pad: &'a mut [f32]) -> &'a [f32] {
-    if wp.pad_len == 0 {
+    if p.pad == (0, 0, 0, 0) && p.stride == (1, 1) {
+        // Read in place (the slot's copy area, if any, serves the channels-last layout).
         return xt;
     }
     let imgs = xt.len() / (p.c * p.h * p.w);
@@ -254,6 +274,7 @@ fn gather<'a>(p: &Conv2dParams, wp: &WidePlan, rows: &'a [usize], compact: bool)
         seg_valid,
         seg_stride: p.c * wp.chan,
         line,
+        seg_off: None,
     }
 }
 
@@ -315,13 +336,35 @@ pub(crate) fn backward_weight(
 ) -> Result<(), KernelError> {
     let d = dims(p);
     let plane = wp.chan;
+    let (hp, wpad) = (p.h + p.pad.0 + p.pad.1, p.w + p.pad.2 + p.pad.3);
     with_rows(p, wp, |rows| {
         let task = |xt: &[f32], dyt: &[f32], slot: &mut [f32]| -> Result<(), KernelError> {
             let (pad, rest) = slot.split_at_mut(wp.pad_len);
             let (out, part) = rest.split_at_mut(wp.out_len);
-            let src = source(p, wp, xt, pad);
             let width = xt.len() / d.chw * d.ohw;
             gather_images(&d, dyt, out);
+            if wp.nhwc {
+                let xl = &mut pad[..xt.len() / d.chw * p.c * hp * wpad];
+                dispatch(Isa::active(), ToChannelsLast { p, x: xt, out: xl });
+                let g = Gemm::new(d.kg, d.crs, width).lda(width);
+                return with_channels_last_rows(p, wp.ipt, |pos, taps| {
+                    for grp in 0..p.groups {
+                        let (a, b) = (&out[grp * d.kg * width..], &xl[grp * d.cg..]);
+                        let c = &mut part[grp * d.kg * d.crs..(grp + 1) * d.kg * d.crs];
+                        let gather = Gather {
+                            row: pos,
+                            seg_len: d.cg,
+                            seg_valid: d.cg,
+                            seg_stride: 0,
+                            line: None,
+                            seg_off: Some(taps),
+                        };
+                        gemm_gather(&g, a, b, gather, c)?;
+                    }
+                    Ok(())
+                });
+            }
+            let src = source(p, wp, xt, pad);
             let g = Gemm::new(d.kg, d.crs, width).trans_b(true).lda(width);
             for grp in 0..p.groups {
                 let (a, b) = (&out[grp * d.kg * width..], &src[grp * d.cg * plane..]);
@@ -345,8 +388,108 @@ pub(crate) fn backward_weight(
             let off = wp.pad_len + wp.out_len;
             reduce_partials(dw, &ws[..tasks * slot_len], slot_len, off, wave == 0);
         }
+        if wp.nhwc {
+            // dw holds [k][tap][channel]: into [k][channel][tap].
+            let rs = p.r * p.s;
+            let tmp = &mut ws[..dw.len()];
+            tmp.copy_from_slice(dw);
+            for (dst, src) in dw.chunks_exact_mut(d.crs).zip(tmp.chunks_exact(d.crs)) {
+                for (ci, row) in dst.chunks_exact_mut(rs).enumerate() {
+                    for (t, v) in row.iter_mut().enumerate() {
+                        *v = src[t * d.cg + ci];
+                    }
+                }
+            }
+        }
         Ok(())
     })
+}
+
+thread_local! {
+    /// The position and tap tables of [`with_channels_last_rows`], kept between calls.
+    static CL_ROWS: Cell<Vec<usize>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with the tables of the channels-last weight gradient: where output position
+/// `(img, oh, ow)` of a task (`ipt` images) meets tap (0, 0) in the padded `[h][w][c]`
+/// copy, and where each tap `(r, s)` starts from there.
+fn with_channels_last_rows<R>(
+    p: &Conv2dParams,
+    ipt: usize,
+    f: impl FnOnce(&[usize], &[usize]) -> R,
+) -> R {
+    let mut t = CL_ROWS.with(Cell::take);
+    t.clear();
+    let (hp, wp) = (p.h + p.pad.0 + p.pad.1, p.w + p.pad.2 + p.pad.3);
+    let ((sh, sw), (dh, dw), c) = (p.stride, p.dilation, p.c);
+    for img in 0..ipt {
+        for oh in 0..p.oh {
+            for ow in 0..p.ow {
+                t.push(((img * hp + oh * sh) * wp + ow * sw) * c);
+            }
+        }
+    }
+    let positions = t.len();
+    for r in 0..p.r {
+        for s in 0..p.s {
+            t.push((r * dh * wp + s * dw) * c);
+        }
+    }
+    let out = f(&t[..positions], &t[positions..]);
+    CL_ROWS.with(|c| c.set(t));
+    out
+}
+
+/// Images `[c][h][w]` into their zero-padded channels-last copies `[hp][wp][c]`: 8 x 8
+/// blocks of (channels, columns) transposed in registers.
+struct ToChannelsLast<'a> {
+    p: &'a Conv2dParams,
+    x: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl SimdFn<f32> for ToChannelsLast<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        let p = self.p;
+        let (c, h, w) = (p.c, p.h, p.w);
+        let wp = w + p.pad.2 + p.pad.3;
+        let img_out = (h + p.pad.0 + p.pad.1) * wp * c;
+        self.out.fill(0.0);
+        for (src, dst) in self
+            .x
+            .chunks_exact(c * h * w)
+            .zip(self.out.chunks_exact_mut(img_out))
+        {
+            for ih in 0..h {
+                let row = &mut dst[((ih + p.pad.0) * wp + p.pad.2) * c..][..w * c];
+                let at = |ci: usize| &src[(ci * h + ih) * w..][..w];
+                let mut ci = 0;
+                while ci + 8 <= c {
+                    let mut iw = 0;
+                    while iw + 8 <= w {
+                        let t = transpose8x8::<V>(std::array::from_fn(|i| &at(ci + i)[iw..]));
+                        for (j, t) in t.iter().enumerate() {
+                            row[(iw + j) * c + ci..][..8].copy_from_slice(t);
+                        }
+                        iw += 8;
+                    }
+                    for iw in iw..w {
+                        for i in 0..8 {
+                            row[iw * c + ci + i] = at(ci + i)[iw];
+                        }
+                    }
+                    ci += 8;
+                }
+                for ci in ci..c {
+                    for (iw, &v) in at(ci).iter().enumerate() {
+                        row[iw * c + ci] = v;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Backward-data pass of a stride-1 "same" convolution (native backend) as the forward pass

@@ -328,8 +328,16 @@ pub(crate) fn gemm_gather(
             (last, gather.seg_valid.min(cols - last * gather.seg_len)),
             (last.saturating_sub(1), gather.seg_valid),
         ];
+        if let Some(t) = gather.seg_off {
+            check_min_len("gather segments", last + 1, t.len())?;
+        }
         for (seg, valid) in ends {
-            let end = checked_mul("gather", seg, gather.seg_stride)?
+            let start = match gather.seg_off {
+                // Any segment may start furthest.
+                Some(t) => t[..=seg].iter().copied().max().unwrap_or(0),
+                None => checked_mul("gather", seg, gather.seg_stride)?,
+            };
+            let end = start
                 .checked_add(max_row)
                 .and_then(|v| v.checked_add(gather.span(valid)))
                 .ok_or(KernelError::Overflow { arg: "gather" })?;

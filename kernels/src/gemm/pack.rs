@@ -38,6 +38,8 @@ pub(super) struct Operand<'a, T> {
 /// the columns past the output width). So stored element `(i, j)` is
 /// `data[row[i] + (j / seg_len) * seg_stride + at(j % seg_len)]` when `j % seg_len < seg_valid`.
 ///
+/// With `seg_off`, segment `s` starts at `seg_off[s]` instead of `s * seg_stride`.
+///
 /// A column panel inside one segment packs with fixed-size copies, one across a segment
 /// boundary with two short ones. Packing honours `line` on the fast path only where stored
 /// rows are read as lines (B transposed); other layouts take an element-by-element path.
@@ -48,6 +50,9 @@ pub(crate) struct Gather<'a> {
     pub seg_valid: usize,
     pub seg_stride: usize,
     pub line: Option<(usize, usize)>,
+    /// Segment starts from a table instead (`seg_off[s]`, `seg_stride` unused): the kernel
+    /// taps of a channels-last image (see `conv/wide.rs`, `backward_weight`).
+    pub seg_off: Option<&'a [usize]>,
 }
 
 impl Gather<'_> {
@@ -64,7 +69,16 @@ impl Gather<'_> {
     #[inline]
     fn offset(&self, j: usize) -> (usize, usize) {
         let (seg, local) = (j / self.seg_len, j % self.seg_len);
-        (seg * self.seg_stride + self.at(local), local)
+        (self.seg_start(seg) + self.at(local), local)
+    }
+
+    /// Where segment `seg` starts, from the row start.
+    #[inline]
+    pub(crate) fn seg_start(&self, seg: usize) -> usize {
+        match self.seg_off {
+            Some(t) => t[seg],
+            None => seg * self.seg_stride,
+        }
     }
 
     /// Elements from a segment's start that its first `cols` (valid) columns span.
