@@ -27,7 +27,9 @@
 //!   and backward-weight use implicit im2col (`wide.rs`): the GEMM packs its operand straight
 //!   from the (padded, phase-split) image through a row table, so no column matrix is built;
 //!   1x1 stride-1 unpadded convolutions are one GEMM per image; backward-data is the forward
-//!   pass of the adjoint convolution for stride-1 "same" shapes, else GEMM then col2im;
+//!   pass of the adjoint convolution for stride-1 "same" shapes, else GEMM then col2im
+//!   (column stride 2: summed in phase rows, `phases.rs`); the weight gradient of short
+//!   rows reads a channels-last copy of the images;
 //!   shallow products (`c/groups * r * s < 32`, a grayscale first layer) keep explicit
 //!   im2col, except that unpadded stride-1 ones run direct kernels (`shallow.rs`) forward and
 //!   for the weight gradient; depthwise convolutions (`groups == c == k`) run direct SIMD stencil kernels.

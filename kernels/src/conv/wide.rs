@@ -19,6 +19,11 @@
 //! Padded or strided inputs are first copied into that zero-bordered, phase-split buffer
 //! (one pass over the image); a plain stride-1 unpadded input is read in place.
 //!
+//! The weight gradient reduces over the output positions, so its B is the gathered input
+//! transposed: each tap's row of positions becomes a column of the packed panel. For short
+//! output rows and 16 or more channels per group it reads a channels-last copy of the
+//! images instead (see [`channels_last`]): one transpose per image, not one per tap.
+//!
 //! Tasks are `ipt` whole images (one GEMM each, `ipt * seg_len` columns wide), a wave of
 //! `slots` tasks at a time in parallel, each with its own slot of workspace. Forward writes
 //! disjoint images, so no result depends on the thread count.
