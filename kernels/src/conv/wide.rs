@@ -461,7 +461,9 @@ impl SimdFn<f32> for ToChannelsLast<'_> {
         let (c, h, w) = (p.c, p.h, p.w);
         let wp = w + p.pad.2 + p.pad.3;
         let img_out = (h + p.pad.0 + p.pad.1) * wp * c;
-        self.out.fill(0.0);
+        if p.pad != (0, 0, 0, 0) {
+            self.out.fill(0.0);
+        }
         for (src, dst) in self
             .x
             .chunks_exact(c * h * w)
@@ -471,18 +473,13 @@ impl SimdFn<f32> for ToChannelsLast<'_> {
                 let row = &mut dst[((ih + p.pad.0) * wp + p.pad.2) * c..][..w * c];
                 let at = |ci: usize| &src[(ci * h + ih) * w..][..w];
                 let mut ci = 0;
-                while ci + 8 <= c {
-                    let mut iw = 0;
-                    while iw + 8 <= w {
+                while ci + 8 <= c && w >= 8 {
+                    // Blocks of 8 columns, the last one ending at the row's end (it may
+                    // overlap the one before: the same values written again).
+                    for iw in (0..w).step_by(8).map(|iw| iw.min(w - 8)) {
                         let t = transpose8x8::<V>(std::array::from_fn(|i| &at(ci + i)[iw..]));
                         for (j, t) in t.iter().enumerate() {
                             row[(iw + j) * c + ci..][..8].copy_from_slice(t);
-                        }
-                        iw += 8;
-                    }
-                    for iw in iw..w {
-                        for i in 0..8 {
-                            row[iw * c + ci + i] = at(ci + i)[iw];
                         }
                     }
                     ci += 8;
