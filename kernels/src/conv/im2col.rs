@@ -233,7 +233,7 @@ const PHASE_ROW_MAX: usize = 512;
 
 /// Columns of a column phase of the padded image (stride 2).
 fn phase_width(p: &Conv2dParams) -> usize {
-    (p.w + p.pad.2 + p.pad.3).div_ceil(2)
+    p.padded_hw().1.div_ceil(2)
 }
 
 /// [`col2im_image`] for column stride 2, row by row of `dx` (which it overwrites): each

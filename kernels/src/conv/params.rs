@@ -365,6 +365,14 @@ impl Conv2dParams {
         self.plan.slots * self.plan.ipt
     }
 
+    /// Height and width of the zero-padded input (`build` checked these sums).
+    pub(crate) fn padded_hw(&self) -> (usize, usize) {
+        (
+            self.h + self.pad.0 + self.pad.1,
+            self.w + self.pad.2 + self.pad.3,
+        )
+    }
+
     /// Batch size.
     pub fn n(&self) -> usize {
         self.n

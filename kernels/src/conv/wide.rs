@@ -95,7 +95,7 @@ pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>
     }
     // `out_dim` checked these sums.
     let (sh, sw) = p.stride;
-    let (hp, wp) = (p.h + p.pad.0 + p.pad.1, p.w + p.pad.2 + p.pad.3);
+    let (hp, wp) = p.padded_hw();
     let (hq, wq) = (hp.div_ceil(sh), wp.div_ceil(sw));
     let chan = checked_product("workspace", &[sh, sw, hq, wq])?;
     let valid = checked_product("workspace", &[p.oh - 1, wq])? + p.ow;
@@ -197,53 +197,51 @@ fn split_images(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]) {
 
 #[inline(always)]
 fn split_images_body(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]) {
-    {
-        let ((sh, sw), (pt, pl)) = (p.stride, (p.pad.0, p.pad.2));
-        let pq = wp.hq * wp.wq;
-        // Padded row `i * sh + a` of the image, if it is an input row.
-        let src_row = |i: usize, a: usize| {
-            let ih = (i * sh + a).checked_sub(pt).filter(|&ih| ih < p.h)?;
-            Some(ih * p.w..(ih + 1) * p.w)
-        };
-        for (src, dst) in x.chunks_exact(p.h * p.w).zip(out.chunks_exact_mut(wp.chan)) {
-            if sw == 2 {
-                // Both column phases of a padded row from one pass over it.
-                for (a, planes) in dst.chunks_exact_mut(2 * pq).enumerate() {
-                    let (even, odd) = planes.split_at_mut(pq);
-                    let rows = even
-                        .chunks_exact_mut(wp.wq)
-                        .zip(odd.chunks_exact_mut(wp.wq));
-                    for (i, (even, odd)) in rows.enumerate() {
-                        match src_row(i, a) {
-                            Some(srow) => split_row2(&src[srow], pl, even, odd),
-                            None => {
-                                even.fill(0.0);
-                                odd.fill(0.0);
-                            }
+    let ((sh, sw), (pt, pl)) = (p.stride, (p.pad.0, p.pad.2));
+    let pq = wp.hq * wp.wq;
+    // Padded row `i * sh + a` of the image, if it is an input row.
+    let src_row = |i: usize, a: usize| {
+        let ih = (i * sh + a).checked_sub(pt).filter(|&ih| ih < p.h)?;
+        Some(ih * p.w..(ih + 1) * p.w)
+    };
+    for (src, dst) in x.chunks_exact(p.h * p.w).zip(out.chunks_exact_mut(wp.chan)) {
+        if sw == 2 {
+            // Both column phases of a padded row from one pass over it.
+            for (a, planes) in dst.chunks_exact_mut(2 * pq).enumerate() {
+                let (even, odd) = planes.split_at_mut(pq);
+                let rows = even
+                    .chunks_exact_mut(wp.wq)
+                    .zip(odd.chunks_exact_mut(wp.wq));
+                for (i, (even, odd)) in rows.enumerate() {
+                    match src_row(i, a) {
+                        Some(srow) => split_row2(&src[srow], pl, even, odd),
+                        None => {
+                            even.fill(0.0);
+                            odd.fill(0.0);
                         }
                     }
                 }
-                continue;
             }
-            for (ph, plane) in dst.chunks_exact_mut(pq).enumerate() {
-                let (a, b) = (ph / sw, ph % sw);
-                for (i, row) in plane.chunks_exact_mut(wp.wq).enumerate() {
-                    let Some(srow) = src_row(i, a) else {
-                        row.fill(0.0);
-                        continue;
-                    };
-                    let srow = &src[srow];
-                    if sw == 1 {
-                        // The padded row itself: `pl` zeros, the row, zeros.
-                        row[..pl].fill(0.0);
-                        row[pl..pl + p.w].copy_from_slice(srow);
-                        row[pl + p.w..].fill(0.0);
-                    } else {
-                        // Padded columns b, b + sw, ...: the input columns from the first
-                        // one at or after `pl` in this phase, every sw-th.
-                        for (t, v) in row.iter_mut().enumerate() {
-                            *v = padded(srow, pl, t * sw + b);
-                        }
+            continue;
+        }
+        for (ph, plane) in dst.chunks_exact_mut(pq).enumerate() {
+            let (a, b) = (ph / sw, ph % sw);
+            for (i, row) in plane.chunks_exact_mut(wp.wq).enumerate() {
+                let Some(srow) = src_row(i, a) else {
+                    row.fill(0.0);
+                    continue;
+                };
+                let srow = &src[srow];
+                if sw == 1 {
+                    // The padded row itself: `pl` zeros, the row, zeros.
+                    row[..pl].fill(0.0);
+                    row[pl..pl + p.w].copy_from_slice(srow);
+                    row[pl + p.w..].fill(0.0);
+                } else {
+                    // Padded columns b, b + sw, ...: the input columns from the first
+                    // one at or after `pl` in this phase, every sw-th.
+                    for (t, v) in row.iter_mut().enumerate() {
+                        *v = padded(srow, pl, t * sw + b);
                     }
                 }
             }
@@ -341,18 +339,18 @@ pub(crate) fn backward_weight(
 ) -> Result<(), KernelError> {
     let d = dims(p);
     let plane = wp.chan;
-    let (hp, wpad) = (p.h + p.pad.0 + p.pad.1, p.w + p.pad.2 + p.pad.3);
+    let (hp, wpad) = p.padded_hw();
     with_rows(p, wp, |rows| {
-        let task = |xt: &[f32], dyt: &[f32], slot: &mut [f32]| -> Result<(), KernelError> {
-            let (pad, rest) = slot.split_at_mut(wp.pad_len);
-            let (out, part) = rest.split_at_mut(wp.out_len);
-            let width = xt.len() / d.chw * d.ohw;
-            gather_images(&d, dyt, out);
-            if wp.nhwc {
-                let xl = &mut pad[..xt.len() / d.chw * p.c * hp * wpad];
-                dispatch(Isa::active(), ToChannelsLast { p, x: xt, out: xl });
-                let g = Gemm::new(d.kg, d.crs, width).lda(width);
-                return with_channels_last_rows(p, wp.ipt, |pos, taps| {
+        with_channels_last_rows(p, wp, |pos, taps| {
+            let task = |xt: &[f32], dyt: &[f32], slot: &mut [f32]| -> Result<(), KernelError> {
+                let (pad, rest) = slot.split_at_mut(wp.pad_len);
+                let (out, part) = rest.split_at_mut(wp.out_len);
+                let width = xt.len() / d.chw * d.ohw;
+                gather_images(&d, dyt, out);
+                if wp.nhwc {
+                    let xl = &mut pad[..xt.len() / d.chw * p.c * hp * wpad];
+                    dispatch(Isa::active(), ToChannelsLast { p, x: xt, out: xl });
+                    let g = Gemm::new(d.kg, d.crs, width).lda(width);
                     for grp in 0..p.groups {
                         let (a, b) = (&out[grp * d.kg * width..], &xl[grp * d.cg..]);
                         let c = &mut part[grp * d.kg * d.crs..(grp + 1) * d.kg * d.crs];
@@ -366,47 +364,47 @@ pub(crate) fn backward_weight(
                         };
                         gemm_gather(&g, a, b, gather, c)?;
                     }
-                    Ok(())
-                });
+                    return Ok(());
+                }
+                let src = source(p, wp, xt, pad);
+                let g = Gemm::new(d.kg, d.crs, width).trans_b(true).lda(width);
+                for grp in 0..p.groups {
+                    let (a, b) = (&out[grp * d.kg * width..], &src[grp * d.cg * plane..]);
+                    let c = &mut part[grp * d.kg * d.crs..(grp + 1) * d.kg * d.crs];
+                    gemm_gather(&g, a, b, gather(p, wp, rows, true), c)?;
+                }
+                Ok(())
+            };
+            let per = wp.slots * wp.ipt;
+            let slot_len = wp.slot_len();
+            for (wave, (xw, dyw)) in x
+                .chunks(per * d.chw)
+                .zip(dy.chunks(per * d.kohw))
+                .enumerate()
+            {
+                xw.par_chunks(wp.ipt * d.chw)
+                    .zip(dyw.par_chunks(wp.ipt * d.kohw))
+                    .zip(ws.par_chunks_mut(slot_len))
+                    .try_for_each(|((xt, dyt), slot)| task(xt, dyt, slot))?;
+                let tasks = xw.len().div_ceil(wp.ipt * d.chw);
+                let off = wp.pad_len + wp.out_len;
+                reduce_partials(dw, &ws[..tasks * slot_len], slot_len, off, wave == 0);
             }
-            let src = source(p, wp, xt, pad);
-            let g = Gemm::new(d.kg, d.crs, width).trans_b(true).lda(width);
-            for grp in 0..p.groups {
-                let (a, b) = (&out[grp * d.kg * width..], &src[grp * d.cg * plane..]);
-                let c = &mut part[grp * d.kg * d.crs..(grp + 1) * d.kg * d.crs];
-                gemm_gather(&g, a, b, gather(p, wp, rows, true), c)?;
-            }
-            Ok(())
-        };
-        let per = wp.slots * wp.ipt;
-        let slot_len = wp.slot_len();
-        for (wave, (xw, dyw)) in x
-            .chunks(per * d.chw)
-            .zip(dy.chunks(per * d.kohw))
-            .enumerate()
-        {
-            xw.par_chunks(wp.ipt * d.chw)
-                .zip(dyw.par_chunks(wp.ipt * d.kohw))
-                .zip(ws.par_chunks_mut(slot_len))
-                .try_for_each(|((xt, dyt), slot)| task(xt, dyt, slot))?;
-            let tasks = xw.len().div_ceil(wp.ipt * d.chw);
-            let off = wp.pad_len + wp.out_len;
-            reduce_partials(dw, &ws[..tasks * slot_len], slot_len, off, wave == 0);
-        }
-        if wp.nhwc {
-            // dw holds [k][tap][channel]: into [k][channel][tap].
-            let rs = p.r * p.s;
-            let tmp = &mut ws[..dw.len()];
-            tmp.copy_from_slice(dw);
-            for (dst, src) in dw.chunks_exact_mut(d.crs).zip(tmp.chunks_exact(d.crs)) {
-                for (ci, row) in dst.chunks_exact_mut(rs).enumerate() {
-                    for (t, v) in row.iter_mut().enumerate() {
-                        *v = src[t * d.cg + ci];
+            if wp.nhwc {
+                // dw holds [k][tap][channel]: into [k][channel][tap].
+                let rs = p.r * p.s;
+                let tmp = &mut ws[..dw.len()];
+                tmp.copy_from_slice(dw);
+                for (dst, src) in dw.chunks_exact_mut(d.crs).zip(tmp.chunks_exact(d.crs)) {
+                    for (ci, row) in dst.chunks_exact_mut(rs).enumerate() {
+                        for (t, v) in row.iter_mut().enumerate() {
+                            *v = src[t * d.cg + ci];
+                        }
                     }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     })
 }
 
@@ -415,29 +413,32 @@ thread_local! {
     static CL_ROWS: Cell<Vec<usize>> = const { Cell::new(Vec::new()) };
 }
 
-/// Runs `f` with the tables of the channels-last weight gradient: where output position
-/// `(img, oh, ow)` of a task (`ipt` images) meets tap (0, 0) in the padded `[h][w][c]`
-/// copy, and where each tap `(r, s)` starts from there.
+/// Runs `f` with the tables of the channels-last weight gradient (empty unless the plan
+/// takes it), built once per pass: where output position `(img, oh, ow)` of a task meets
+/// tap (0, 0) in the padded `[h][w][c]` copy, and where each tap `(r, s)` starts from there.
 fn with_channels_last_rows<R>(
     p: &Conv2dParams,
-    ipt: usize,
+    plan: &WidePlan,
     f: impl FnOnce(&[usize], &[usize]) -> R,
 ) -> R {
     let mut t = CL_ROWS.with(Cell::take);
     t.clear();
-    let (hp, wp) = (p.h + p.pad.0 + p.pad.1, p.w + p.pad.2 + p.pad.3);
-    let ((sh, sw), (dh, dw), c) = (p.stride, p.dilation, p.c);
-    for img in 0..ipt {
-        for oh in 0..p.oh {
-            for ow in 0..p.ow {
-                t.push(((img * hp + oh * sh) * wp + ow * sw) * c);
+    let mut positions = 0;
+    if plan.nhwc {
+        let (hp, wp) = p.padded_hw();
+        let ((sh, sw), (dh, dw), c) = (p.stride, p.dilation, p.c);
+        for img in 0..plan.ipt {
+            for oh in 0..p.oh {
+                for ow in 0..p.ow {
+                    t.push(((img * hp + oh * sh) * wp + ow * sw) * c);
+                }
             }
         }
-    }
-    let positions = t.len();
-    for r in 0..p.r {
-        for s in 0..p.s {
-            t.push((r * dh * wp + s * dw) * c);
+        positions = t.len();
+        for r in 0..p.r {
+            for s in 0..p.s {
+                t.push((r * dh * wp + s * dw) * c);
+            }
         }
     }
     let out = f(&t[..positions], &t[positions..]);
@@ -459,8 +460,8 @@ impl SimdFn<f32> for ToChannelsLast<'_> {
     fn call<V: Vector<Elem = f32>>(self) {
         let p = self.p;
         let (c, h, w) = (p.c, p.h, p.w);
-        let wp = w + p.pad.2 + p.pad.3;
-        let img_out = (h + p.pad.0 + p.pad.1) * wp * c;
+        let (hp, wp) = p.padded_hw();
+        let img_out = hp * wp * c;
         if p.pad != (0, 0, 0, 0) {
             self.out.fill(0.0);
         }
