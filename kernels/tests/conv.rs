@@ -933,6 +933,9 @@ fn large_planes_match_reference() {
         Conv2dParams::builder(2, 2, 11, 10, 10, 3, 2)
             .groups(2)
             .stride(2, 1),
+        // More output channels than a GEMM row block and a depth of two K blocks: the
+        // implicit forward's GEMM reads its B panels in place, per row block and K block.
+        Conv2dParams::builder(2, 48, 9, 30, 160, 3, 3).pad(1, 1),
     ];
     for b in shapes {
         let p = b.build().unwrap();

@@ -24,6 +24,10 @@ pub(super) struct MacroArgs<T> {
     /// With B read in place and `n` not a multiple of NR: the last, partial panel, packed
     /// (`kc * NR`, zero-filled, row stride NR). Null otherwise.
     pub b_edge: *const T,
+    /// A gathered B read in place (convolution's implicit im2col, see `frame::gathered_b`):
+    /// depth `p` of panel `q` is at `b + q * b_panel + b_rows[p]` (`b_row` unused) instead.
+    /// Null otherwise.
+    pub b_rows: *const usize,
     /// Rows of C in this block.
     pub m: usize,
     /// Columns of C in this chunk.
@@ -153,80 +157,172 @@ unsafe fn macro_kernel<V: Vector, A: ASource, const MR: usize, const NRV: usize>
     V::Elem: Float,
 {
     let nr = NRV * V::LANES;
-    let kc = args.kc;
     let mut j = 0;
     while j < args.n {
         let nr_eff = nr.min(args.n - j);
-        let (b, b_row) = if nr_eff < nr && !args.b_edge.is_null() {
-            (args.b_edge, nr)
-        } else {
-            // SAFETY: panel j / nr exists (packed, or a full panel of B in place).
-            (unsafe { args.b.add((j / nr) * args.b_panel) }, args.b_row)
-        };
-        let mut i = 0;
-        while i < args.m {
-            let mr_eff = MR.min(args.m - i);
-            // SAFETY: rows i.. of A exist; the tile of C is inside the block.
-            unsafe {
-                let a = args.a.add((i / MR) * a_src.panel(MR, kc));
-                let c = args.c.add(i * args.ldc + j);
-                // Start fetching the C tile now so the write-back does not wait on memory.
-                for r in (0..mr_eff).filter(|_| A::PREFETCH_C) {
-                    prefetch(c.add(r * args.ldc));
-                    prefetch(c.add(r * args.ldc + nr_eff - 1));
-                }
-                let rows = Rows {
-                    kc,
-                    a,
-                    a_row: a_src.row(),
-                    a_depth: a_src.depth(MR),
-                    b,
-                    b_row,
-                    c,
-                    nr_eff,
+        // SAFETY (the three arms): panel j / nr exists: packed, the packed edge, or a full
+        // panel of B in place (strided, or through the row table).
+        unsafe {
+            if nr_eff < nr && !args.b_edge.is_null() {
+                let b = Strided {
+                    b: args.b_edge,
+                    row: nr,
                 };
-                // A last panel at most one vector wide runs one-vector tiles: N = 196 on
-                // 32-wide tiles computed 224 columns, this way 208.
-                let narrow = NRV > 1 && nr_eff <= V::LANES;
-                if mr_eff == MR {
-                    rows.run_width::<V, MR, NRV>(args, narrow);
-                } else {
-                    // The last, partial row panel in pieces of 4, 2 and 1 rows, each a
-                    // smaller tile over the same B panel (still in L1): m = 64 on 6-row
-                    // tiles costs 64 rows of work instead of 66, m = 32 about 31 instead
-                    // of 36. Every element is still summed in order of depth.
-                    let mut r = 0;
-                    while r < mr_eff {
-                        let piece = rows.down(r, args.ldc);
-                        r += match mr_eff - r {
-                            4.. => piece.run_width::<V, 4, NRV>(args, narrow),
-                            2 | 3 => piece.run_width::<V, 2, NRV>(args, narrow),
-                            _ => piece.run_width::<V, 1, NRV>(args, narrow),
-                        };
-                    }
-                }
+                row_panels::<V, A, _, MR, NRV>(args, a_src, b, j, nr_eff);
+            } else if args.b_rows.is_null() {
+                let b = Strided {
+                    b: args.b.add((j / nr) * args.b_panel),
+                    row: args.b_row,
+                };
+                row_panels::<V, A, _, MR, NRV>(args, a_src, b, j, nr_eff);
+            } else {
+                let b = Table {
+                    b: args.b.add((j / nr) * args.b_panel),
+                    rows: args.b_rows,
+                };
+                row_panels::<V, A, _, MR, NRV>(args, a_src, b, j, nr_eff);
             }
-            i += MR;
         }
         j += nr;
+    }
+}
+
+/// Every row panel of the block against one B panel (`b`: its depths), at column `j` of C
+/// (`nr_eff` of the panel's columns exist).
+///
+/// # Safety
+/// As [`macro_kernel`]; `b` holds the block's `kc` depths of this panel.
+#[inline(always)]
+unsafe fn row_panels<
+    V: Vector,
+    A: ASource,
+    B: BDepths<V::Elem>,
+    const MR: usize,
+    const NRV: usize,
+>(
+    args: &MacroArgs<V::Elem>,
+    a_src: A,
+    b: B,
+    j: usize,
+    nr_eff: usize,
+) where
+    V::Elem: Float,
+{
+    let kc = args.kc;
+    let mut i = 0;
+    while i < args.m {
+        let mr_eff = MR.min(args.m - i);
+        // SAFETY: rows i.. of A exist; the tile of C is inside the block.
+        unsafe {
+            let a = args.a.add((i / MR) * a_src.panel(MR, kc));
+            let c = args.c.add(i * args.ldc + j);
+            // Start fetching the C tile now so the write-back does not wait on memory.
+            for r in (0..mr_eff).filter(|_| A::PREFETCH_C) {
+                prefetch(c.add(r * args.ldc));
+                prefetch(c.add(r * args.ldc + nr_eff - 1));
+            }
+            let rows = Rows {
+                kc,
+                a,
+                a_row: a_src.row(),
+                a_depth: a_src.depth(MR),
+                b,
+                c,
+                nr_eff,
+            };
+            // A last panel at most one vector wide runs one-vector tiles: N = 196 on
+            // 32-wide tiles computed 224 columns, this way 208.
+            let narrow = NRV > 1 && nr_eff <= V::LANES;
+            if mr_eff == MR {
+                rows.run_width::<V, MR, NRV>(args, narrow);
+            } else {
+                // The last, partial row panel in pieces of 4, 2 and 1 rows, each a
+                // smaller tile over the same B panel (still in L1): m = 64 on 6-row
+                // tiles costs 64 rows of work instead of 66, m = 32 about 31 instead
+                // of 36. Every element is still summed in order of depth.
+                let mut r = 0;
+                while r < mr_eff {
+                    let piece = rows.down(r, args.ldc);
+                    r += match mr_eff - r {
+                        4.. => piece.run_width::<V, 4, NRV>(args, narrow),
+                        2 | 3 => piece.run_width::<V, 2, NRV>(args, narrow),
+                        _ => piece.run_width::<V, 1, NRV>(args, narrow),
+                    };
+                }
+            }
+        }
+        i += MR;
+    }
+}
+
+/// How a tile finds the depths of its B panel: `at(u)` is depth `u` from the current one,
+/// `advance(n)` moves the current depth on by `n`.
+trait BDepths<T>: Copy {
+    /// # Safety
+    /// Depth `u` from the current one exists.
+    unsafe fn at(self, u: usize) -> *const T;
+    fn advance(self, n: usize) -> Self;
+}
+
+/// Depths `row` elements apart: a packed panel (`row = NR`) or a row-major B in place.
+#[derive(Clone, Copy)]
+struct Strided<T> {
+    b: *const T,
+    row: usize,
+}
+
+impl<T: Copy> BDepths<T> for Strided<T> {
+    #[inline(always)]
+    unsafe fn at(self, u: usize) -> *const T {
+        // SAFETY: the caller's contract.
+        unsafe { self.b.add(u * self.row) }
+    }
+    #[inline(always)]
+    fn advance(self, n: usize) -> Self {
+        // wrapping_add: after the last step the pointer may leave the buffer (never read).
+        Self {
+            b: self.b.wrapping_add(n * self.row),
+            ..self
+        }
+    }
+}
+
+/// Depth `p` at `b + rows[p]`: a gathered B read in place, one row-table load per depth.
+#[derive(Clone, Copy)]
+struct Table<T> {
+    b: *const T,
+    rows: *const usize,
+}
+
+impl<T: Copy> BDepths<T> for Table<T> {
+    #[inline(always)]
+    unsafe fn at(self, u: usize) -> *const T {
+        // SAFETY: the caller's contract (the table holds this depth's offset).
+        unsafe { self.b.add(*self.rows.add(u)) }
+    }
+    #[inline(always)]
+    fn advance(self, n: usize) -> Self {
+        Self {
+            rows: self.rows.wrapping_add(n),
+            ..self
+        }
     }
 }
 
 /// Where one register tile reads and writes: rows of A (`a_row` elements apart, depths
 /// `a_depth` apart), a B panel, and the tile of C (`nr_eff` of its columns exist).
 #[derive(Clone, Copy)]
-struct Rows<T> {
+struct Rows<T, B> {
     kc: usize,
     a: *const T,
     a_row: usize,
     a_depth: usize,
-    b: *const T,
-    b_row: usize,
+    b: B,
     c: *mut T,
     nr_eff: usize,
 }
 
-impl<T> Rows<T> {
+impl<T, B: BDepths<T>> Rows<T, B> {
     /// The same tile from its row `r` on.
     fn down(self, r: usize, ldc: usize) -> Self {
         Self {
@@ -276,7 +372,7 @@ impl<T> Rows<T> {
         // SAFETY: the caller's contract.
         unsafe {
             let a = (self.a, self.a_row, self.a_depth);
-            let acc = tile::<V, R, NRV>(self.kc, a, self.b, self.b_row);
+            let acc = tile::<V, B, R, NRV>(self.kc, a, self.b);
             if self.nr_eff == NRV * V::LANES {
                 store_full::<V, R, NRV>(&acc, self.c, args.ldc, args.alpha, args.beta);
             } else {
@@ -306,13 +402,12 @@ pub(super) fn prefetch<T>(p: *const T) {
 /// run-time stride in place).
 ///
 /// # Safety
-/// Those elements exist for `i < MR`, `p < kc`; `b + p * b_row` holds `NRV * LANES`.
+/// Those elements exist for `i < MR`, `p < kc`; depth `p` of `b` holds `NRV * LANES`.
 #[inline(always)]
-unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
+unsafe fn tile<V: Vector, B: BDepths<V::Elem>, const MR: usize, const NRV: usize>(
     kc: usize,
     (a, a_row, a_depth): (*const V::Elem, usize, usize),
-    b: *const V::Elem,
-    b_row: usize,
+    b: B,
 ) -> [[V; NRV]; MR] {
     let mut acc = [[V::zero(); NRV]; MR];
     let (mut a, mut b) = (a, b);
@@ -322,8 +417,8 @@ unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
         for u in 0..4 {
             let mut bv = [V::zero(); NRV];
             for (v, bv) in bv.iter_mut().enumerate() {
-                // SAFETY: within the packed B panel (depth < kc).
-                *bv = unsafe { V::load(b.add(u * b_row + v * V::LANES)) };
+                // SAFETY: within the B panel (depth < kc).
+                *bv = unsafe { V::load(b.at(u).add(v * V::LANES)) };
             }
             for (i, row) in acc.iter_mut().enumerate() {
                 // SAFETY: within A (depth < kc).
@@ -334,13 +429,13 @@ unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
             }
         }
         a = a.wrapping_add(4 * a_depth);
-        b = b.wrapping_add(4 * b_row);
+        b = b.advance(4);
     }
     for _ in 0..kc % 4 {
         let mut bv = [V::zero(); NRV];
         for (v, bv) in bv.iter_mut().enumerate() {
-            // SAFETY: within the packed B panel (p < kc).
-            *bv = unsafe { V::load(b.add(v * V::LANES)) };
+            // SAFETY: within the B panel (p < kc).
+            *bv = unsafe { V::load(b.at(0).add(v * V::LANES)) };
         }
         for (i, row) in acc.iter_mut().enumerate() {
             // SAFETY: within A (p < kc).
@@ -351,7 +446,7 @@ unsafe fn tile<V: Vector, const MR: usize, const NRV: usize>(
         }
         // wrapping_add: after the last step the pointers may leave the buffers (never read).
         a = a.wrapping_add(a_depth);
-        b = b.wrapping_add(b_row);
+        b = b.advance(1);
     }
     acc
 }

@@ -67,7 +67,7 @@ impl Gather<'_> {
 
     /// Where column `j` of a row is, from the row start, and its position in its segment.
     #[inline]
-    fn offset(&self, j: usize) -> (usize, usize) {
+    pub(super) fn offset(&self, j: usize) -> (usize, usize) {
         let (seg, local) = (j / self.seg_len, j % self.seg_len);
         (self.seg_start(seg) + self.at(local), local)
     }

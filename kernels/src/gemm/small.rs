@@ -65,6 +65,7 @@ pub(super) fn run<T: PackCache, K: GemmKernel<T>>(
             b_panel,
             b_row,
             b_edge,
+            b_rows: std::ptr::null(),
             m,
             n,
             c,
