@@ -184,7 +184,7 @@ impl SimdFn<f32> for Col2imPlain<'_> {
         let p = self.p;
         let (l, ow, hw) = (V::LANES, p.ow, p.h * p.w);
         let mut row = 0;
-        for ci in 0..p.c {
+        for ci in 0..self.dx.len() / hw {
             for r in 0..p.r {
                 for s in 0..p.s {
                     let base = ci * hw + r * p.dilation.0 * p.w + s * p.dilation.1;
@@ -211,7 +211,8 @@ impl SimdFn<f32> for Col2imPlain<'_> {
     }
 }
 
-/// [`col2im`] of one whole image (positions `0..oh*ow`, all channels) into a zeroed `dx`,
+/// [`col2im`] of one whole image (positions `0..oh*ow`; the channels `dx` holds, the first
+/// of them at row 0 of `col`) into a zeroed `dx`,
 /// taking the plain vector path for unpadded stride-1 convolutions and the phase rows of
 /// [`col2im_image_sw2`] for column stride 2.
 pub(crate) fn col2im_image(p: &Conv2dParams, col: &[f32], ld: usize, dx: &mut [f32]) {
@@ -224,7 +225,8 @@ pub(crate) fn col2im_image(p: &Conv2dParams, col: &[f32], ld: usize, dx: &mut [f
             || col2im_image_sw2(p, col, ld, dx),
         );
     } else {
-        col2im(p, col, ld, dx, (0, p.oh * p.ow), 0, p.c);
+        let nc = dx.len() / (p.h * p.w);
+        col2im(p, col, ld, dx, (0, p.oh * p.ow), 0, nc);
     }
 }
 

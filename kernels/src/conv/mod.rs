@@ -44,6 +44,7 @@
 //! sums (a NaN input makes the outputs it reaches NaN; padding contributes exact zeros).
 
 mod blocked;
+mod col_blocks;
 mod depthwise;
 mod direct;
 mod gemm_path;
@@ -168,9 +169,10 @@ pub fn conv2d_backward_data(
             blocked::backward_data(p, dy, w, dx, ws);
             Ok(())
         }
-        Backend::Native => match p.adjoint() {
-            Some(a) => wide::backward_data(p, &a, dy, w, dx, ws),
-            None => gemm_path::backward_data(backend, p, dy, w, dx, ws),
+        Backend::Native => match (p.adjoint(), &p.plan.col_blocks) {
+            (Some(a), _) => wide::backward_data(p, &a, dy, w, dx, ws),
+            (None, Some(cp)) => col_blocks::backward_data(p, cp, dy, w, dx, ws),
+            (None, None) => gemm_path::backward_data(backend, p, dy, w, dx, ws),
         },
         _ => gemm_path::backward_data(backend, p, dy, w, dx, ws),
     }

@@ -8,7 +8,7 @@ use crate::error::{checked_mul, checked_product, checked_sum, KernelError};
 const TILE_TARGET: usize = 512;
 /// Upper bound (f32 elements, 1 MiB) of one column tile, so that it stays mostly in L2 next to the
 /// GEMM's packed blocks; deep `c*r*s` gets narrower tiles.
-const TILE_BUDGET: usize = 1 << 18;
+pub(crate) const TILE_BUDGET: usize = 1 << 18;
 /// Most tasks in flight per wave, each with its own slot of workspace (fixed, never the thread
 /// count, so results do not depend on it). Small slots allow many, so small images need few
 /// waves (each wave ends in a barrier); `WS_BUDGET` bounds the total.
@@ -58,6 +58,9 @@ pub(crate) struct Plan {
     pub(crate) wide: Option<super::wide::WidePlan>,
     /// The batch-blocked direct plan (see `blocked.rs`), if the native passes use it.
     pub(crate) blocked: Option<super::blocked::BlockedPlan>,
+    /// The channel-block plan of the native backward-data (see `col_blocks.rs`), if it
+    /// applies.
+    pub(crate) col_blocks: Option<super::col_blocks::ColBlockPlan>,
 }
 
 /// Builder of [`Conv2dParams`]; every setter changes one field, [`build`](Self::build)
@@ -178,6 +181,7 @@ impl Conv2dBuilder {
                 part_len: 0,
                 wide: None,
                 blocked: None,
+                col_blocks: None,
             },
         };
         // Every buffer size the passes compute must fit (checked once, here).
@@ -258,6 +262,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
             part_len: 0,
             wide: None,
             blocked: None,
+            col_blocks: None,
         });
     }
     let slot = checked_sum("workspace", &[col_len, buf_len, part_len])?;
@@ -273,6 +278,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
         part_len,
         wide: super::wide::plan(p, part_len)?,
         blocked: super::blocked::plan(p),
+        col_blocks: super::col_blocks::plan(p)?,
     })
 }
 
@@ -345,6 +351,9 @@ impl Conv2dParams {
             w.slots = w.slots.min(images / w.ipt).max(1);
         }
         if let Some(b) = &mut self.plan.blocked {
+            b.limit_wave(images);
+        }
+        if let Some(b) = &mut self.plan.col_blocks {
             b.limit_wave(images);
         }
         self
@@ -472,7 +481,11 @@ impl Conv2dParams {
     fn own_workspace_len(&self) -> usize {
         let wide = self.plan.wide.map_or(0, |w| w.slots * w.slot_len());
         let blocked = self.plan.blocked.map_or(0, |b| b.workspace_len());
-        (self.plan.slots * self.slot_len()).max(wide).max(blocked)
+        let col_blocks = self.plan.col_blocks.map_or(0, |b| b.workspace_len());
+        (self.plan.slots * self.slot_len())
+            .max(wide)
+            .max(blocked)
+            .max(col_blocks)
     }
 
     /// The convolution whose forward pass is this one's backward-data, when the native
