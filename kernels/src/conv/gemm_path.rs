@@ -15,6 +15,7 @@ use super::params::Conv2dParams;
 use crate::error::KernelError;
 use crate::{gemm, Backend, Gemm};
 use rayon::prelude::*;
+use std::cell::Cell;
 
 /// Elements of dw per task of the partial-gradient reduction.
 const REDUCE_BLOCK: usize = 4096;
@@ -330,7 +331,6 @@ pub(super) fn reduce_partials(
     off: usize,
     first: bool,
 ) {
-    let len = dw.len();
     dw.par_chunks_mut(REDUCE_BLOCK)
         .enumerate()
         .for_each(|(blk, out)| {
@@ -339,10 +339,61 @@ pub(super) fn reduce_partials(
                 out.fill(0.0);
             }
             for slot in ws.chunks_exact(slot_len) {
-                let part = &slot[off..off + len];
-                for (o, &v) in out.iter_mut().zip(&part[o0..o0 + n]) {
+                let part = &slot[off + o0..off + o0 + n];
+                for (o, &v) in out.iter_mut().zip(part) {
                     *o += v;
                 }
             }
         });
+}
+
+/// [`reduce_partials`] of partials laid out `[k][tap][channel]` (`cg` channels, `rs` taps:
+/// the channels-last weight gradient of `wide.rs`) into `dw` as `[k][channel][tap]`: row by
+/// row of `k`, the partials are summed in task order in a row buffer (vector adds, as
+/// there), which is then written out permuted (a later wave first reads its row back into
+/// the buffer). The same sums in the same order as reducing, then permuting all of `dw`,
+/// which took a copy of `dw` and a second pass over it.
+pub(super) fn reduce_partials_permuted(
+    dw: &mut [f32],
+    ws: &[f32],
+    (slot_len, off): (usize, usize),
+    first: bool,
+    (cg, rs): (usize, usize),
+) {
+    let crs = cg * rs;
+    let rows = (REDUCE_BLOCK / crs).max(1);
+    dw.par_chunks_mut(rows * crs)
+        .enumerate()
+        .for_each(|(blk, out)| {
+            let mut buf = ROW_BUF.with(Cell::take);
+            buf.resize(crs, 0.0);
+            for (r, out) in out.chunks_exact_mut(crs).enumerate() {
+                let o0 = off + (blk * rows + r) * crs;
+                if first {
+                    buf.fill(0.0);
+                } else {
+                    for (t, taps) in buf.chunks_exact_mut(cg).enumerate() {
+                        for (b, &v) in taps.iter_mut().zip(out[t..].iter().step_by(rs)) {
+                            *b = v;
+                        }
+                    }
+                }
+                for slot in ws.chunks_exact(slot_len) {
+                    for (b, &v) in buf.iter_mut().zip(&slot[o0..o0 + crs]) {
+                        *b += v;
+                    }
+                }
+                for (c, taps) in out.chunks_exact_mut(rs).enumerate() {
+                    for (t, o) in taps.iter_mut().enumerate() {
+                        *o = buf[t * cg + c];
+                    }
+                }
+            }
+            ROW_BUF.with(|c| c.set(buf));
+        });
+}
+
+thread_local! {
+    /// The row buffer of [`reduce_partials_permuted`], kept between calls.
+    static ROW_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }

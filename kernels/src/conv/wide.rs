@@ -28,7 +28,9 @@
 //! `slots` tasks at a time in parallel, each with its own slot of workspace. Forward writes
 //! disjoint images, so no result depends on the thread count.
 
-use super::gemm_path::{dims, gather as gather_images, reduce_partials, scatter};
+use super::gemm_path::{
+    dims, gather as gather_images, reduce_partials, reduce_partials_permuted, scatter,
+};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use super::phases::{padded, split_row2};
 use crate::error::{checked_product, checked_sum, KernelError};
@@ -387,20 +389,14 @@ pub(crate) fn backward_weight(
                     .zip(ws.par_chunks_mut(slot_len))
                     .try_for_each(|((xt, dyt), slot)| task(xt, dyt, slot))?;
                 let tasks = xw.len().div_ceil(wp.ipt * d.chw);
-                let off = wp.pad_len + wp.out_len;
-                reduce_partials(dw, &ws[..tasks * slot_len], slot_len, off, wave == 0);
-            }
-            if wp.nhwc {
-                // dw holds [k][tap][channel]: into [k][channel][tap].
-                let rs = p.r * p.s;
-                let tmp = &mut ws[..dw.len()];
-                tmp.copy_from_slice(dw);
-                for (dst, src) in dw.chunks_exact_mut(d.crs).zip(tmp.chunks_exact(d.crs)) {
-                    for (ci, row) in dst.chunks_exact_mut(rs).enumerate() {
-                        for (t, v) in row.iter_mut().enumerate() {
-                            *v = src[t * d.cg + ci];
-                        }
-                    }
+                let (off, first) = (wp.pad_len + wp.out_len, wave == 0);
+                let parts = &ws[..tasks * slot_len];
+                if wp.nhwc {
+                    // The partials hold [k][tap][channel]: into dw's [k][channel][tap].
+                    let shape = (d.cg, p.r * p.s);
+                    reduce_partials_permuted(dw, parts, (slot_len, off), first, shape);
+                } else {
+                    reduce_partials(dw, parts, slot_len, off, first);
                 }
             }
             Ok(())
