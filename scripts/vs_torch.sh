@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side by side with PyTorch: alternates nnkern-bench (native) and scripts/torch_bench.py over
 # the same suite file, ROUNDS times, and prints per case and pass the median of each side's
-# medians (ms) and the ratio nnkern / PyTorch (below 1: nnkern faster). The host is shared and
+# medians (ms) and the ratio nnkern / PyTorch (below 1: nnkern faster), then the same from
+# each side's fastest round (min_*). The host is shared and
 # noisy, so only figures from the same run are compared.
 # usage: scripts/vs_torch.sh THREADS ROUNDS SUITE OP...   (PYTHON: a python with torch)
 set -euo pipefail
@@ -18,9 +19,11 @@ d = collections.defaultdict(list)
 for line in sys.stdin:
     r = json.loads(line); d[(r["op"], r["case"], r["pass"], r["backend"])].append(r["median_ms"])
 keys = sorted({k[:3] for k in d})
-print("%-12s %-16s %-16s %10s %10s %6s %10s" % ("op", "case", "pass", "nnkern", "pytorch", "ratio", "pt_cl"))
+# Medians of the rounds, and their minima (the host'"'"'s load only ever adds time).
+print("%-12s %-16s %-16s %10s %10s %6s %10s %10s %6s %10s" % ("op", "case", "pass", "nnkern", "pytorch", "ratio", "min_nnk", "min_pt", "ratio", "pt_cl"))
 for k in keys:
-    n = st.median(d.get(k + ("native",), [float("nan")])); t = st.median(d.get(k + ("pytorch",), [float("nan")]))
+    nn, pt = d.get(k + ("native",), [float("nan")]), d.get(k + ("pytorch",), [float("nan")])
+    n, t = st.median(nn), st.median(pt)
     cl = d.get(k + ("pytorch_cl",)); cl = "%10.4f" % st.median(cl) if cl else ""
-    print("%-12s %-16s %-16s %10.4f %10.4f %6.2f %s" % (k + (n, t, n / t, cl)))
+    print("%-12s %-16s %-16s %10.4f %10.4f %6.2f %10.4f %10.4f %6.2f %s" % (k + (n, t, n / t, min(nn), min(pt), min(nn) / min(pt), cl)))
 '
