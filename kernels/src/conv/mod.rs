@@ -197,6 +197,11 @@ pub fn conv2d_backward_weight(
     if backend == Backend::Reference {
         return conv2d_backward_weight_reference(p, x, dy, dw, dbias);
     }
+    if backend == Backend::Native && p.n > 0 && !p.is_depthwise() && shallow::applies(p) {
+        // The bias gradient too, from dy while it is in cache.
+        shallow::backward_weight(p, x, dy, dw, dbias);
+        return Ok(());
+    }
     if let Some(db) = dbias {
         direct::bias_grad(p.n, p.k, p.oh * p.ow, dy, db);
     }
@@ -213,10 +218,6 @@ pub fn conv2d_backward_weight(
         return Ok(());
     }
     match (backend, &p.plan.wide) {
-        (Backend::Native, _) if shallow::applies(p) => {
-            shallow::backward_weight(p, x, dy, dw);
-            Ok(())
-        }
         (Backend::Native, Some(wp)) => wide::backward_weight(p, wp, x, dy, dw, ws),
         _ => gemm_path::backward_weight(backend, p, x, dy, dw, ws),
     }
