@@ -348,7 +348,13 @@ pub(crate) fn backward_weight(
                 let (pad, rest) = slot.split_at_mut(wp.pad_len);
                 let (out, part) = rest.split_at_mut(wp.out_len);
                 let width = xt.len() / d.chw * d.ohw;
-                gather_images(&d, dyt, out);
+                // A is dy with the task's images side by side: one image is that already.
+                let out: &[f32] = if xt.len() == d.chw {
+                    dyt
+                } else {
+                    gather_images(&d, dyt, out);
+                    out
+                };
                 if wp.nhwc {
                     let xl = &mut pad[..xt.len() / d.chw * p.c * hp * wpad];
                     dispatch(Isa::active(), ToChannelsLast { p, x: xt, out: xl });
