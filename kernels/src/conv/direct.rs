@@ -237,19 +237,38 @@ impl SimdFn<f32> for Sum<'_> {
     type Output = f32;
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) -> f32 {
-        let l = V::LANES;
-        let (s, mut acc, mut j) = (self.s, V::zero(), 0);
-        while j + l <= s.len() {
-            // SAFETY: `s[j..j + l]` is inside `s`.
-            acc = acc.add(unsafe { V::load(s[j..j + l].as_ptr()) });
-            j += l;
-        }
-        if j < s.len() {
-            // SAFETY: `s[j..]` holds fewer than LANES elements.
-            acc = acc.add(unsafe { load_partial::<V>(s[j..].as_ptr(), s.len() - j) });
-        }
-        acc.reduce_sum()
+        sum_copy::<V>(self.s, None)
     }
+}
+
+/// The sum of `s` as [`Sum`] computes it (one vector accumulator, the tail as one partial
+/// vector, lanes combined in a fixed order), copying `s` into `dst` on the way if given: a
+/// copy made anyway yields the bias gradient's plane sums with the same bits.
+#[inline(always)]
+pub(super) fn sum_copy<V: Vector<Elem = f32>>(s: &[f32], mut dst: Option<&mut [f32]>) -> f32 {
+    let l = V::LANES;
+    let (mut acc, mut j) = (V::zero(), 0);
+    if let Some(d) = &dst {
+        assert_eq!(d.len(), s.len(), "sum_copy: lengths");
+    }
+    while j + l <= s.len() {
+        // SAFETY: `s[j..j + l]` is inside `s` (and `dst`, as long).
+        let v = unsafe { V::load(s[j..j + l].as_ptr()) };
+        if let Some(d) = dst.as_deref_mut() {
+            // SAFETY: as above.
+            unsafe { v.store(d[j..j + l].as_mut_ptr()) };
+        }
+        acc = acc.add(v);
+        j += l;
+    }
+    if j < s.len() {
+        // SAFETY: `s[j..]` holds fewer than LANES elements.
+        acc = acc.add(unsafe { load_partial::<V>(s[j..].as_ptr(), s.len() - j) });
+        if let Some(d) = dst {
+            d[j..].copy_from_slice(&s[j..]);
+        }
+    }
+    acc.reduce_sum()
 }
 
 /// `db[k] = sum of g[n, k, hw]` over the batch and positions, in a fixed order per channel.

@@ -197,10 +197,16 @@ pub fn conv2d_backward_weight(
     if backend == Backend::Reference {
         return conv2d_backward_weight_reference(p, x, dy, dw, dbias);
     }
-    if backend == Backend::Native && p.n > 0 && !p.is_depthwise() && shallow::applies(p) {
-        // The bias gradient too, from dy while it is in cache.
-        shallow::backward_weight(p, x, dy, dw, dbias);
-        return Ok(());
+    // The native direct and implicit-im2col passes compute the bias gradient too, from dy
+    // while it is in cache.
+    if backend == Backend::Native && p.n > 0 && !p.is_depthwise() {
+        if shallow::applies(p) {
+            shallow::backward_weight(p, x, dy, dw, dbias);
+            return Ok(());
+        }
+        if let Some(wp) = &p.plan.wide {
+            return wide::backward_weight(p, wp, x, dy, dw, dbias, ws);
+        }
     }
     if let Some(db) = dbias {
         direct::bias_grad(p.n, p.k, p.oh * p.ow, dy, db);
@@ -217,8 +223,5 @@ pub fn conv2d_backward_weight(
         direct::depthwise_backward_weight(p, x, dy, dw);
         return Ok(());
     }
-    match (backend, &p.plan.wide) {
-        (Backend::Native, Some(wp)) => wide::backward_weight(p, wp, x, dy, dw, ws),
-        _ => gemm_path::backward_weight(backend, p, x, dy, dw, ws),
-    }
+    gemm_path::backward_weight(backend, p, x, dy, dw, ws)
 }

@@ -28,8 +28,9 @@
 //! `slots` tasks at a time in parallel, each with its own slot of workspace. Forward writes
 //! disjoint images, so no result depends on the thread count.
 
+use super::direct::sum_copy;
 use super::gemm_path::{
-    dims, gather as gather_images, reduce_partials, reduce_partials_permuted, scatter,
+    dims, gather as gather_images, reduce_partials, reduce_partials_permuted, scatter, Dims,
 };
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use super::phases::{padded, split_row2};
@@ -75,12 +76,15 @@ pub(crate) struct WidePlan {
     pad_len: usize,
     out_len: usize,
     part_len: usize,
+    /// Per slot, after the partial gradient: the weight gradient's `dy` plane sums of the
+    /// task's images (`[ipt][k]`, for the bias gradient).
+    sums_len: usize,
 }
 
 impl WidePlan {
     /// Workspace elements of one slot.
     pub(crate) fn slot_len(&self) -> usize {
-        self.pad_len + self.out_len + self.part_len
+        self.pad_len + self.out_len + self.part_len + self.sums_len
     }
 }
 
@@ -115,7 +119,8 @@ pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>
         checked_product("workspace", &[ipt, p.c, chan])?
     };
     let out_len = checked_product("workspace", &[p.k, ipt, seg_len])?;
-    let slot = checked_sum("workspace", &[pad_len, out_len, part_len])?;
+    let sums_len = checked_product("workspace", &[p.k, ipt])?;
+    let slot = checked_sum("workspace", &[pad_len, out_len, part_len, sums_len])?;
     let slots = (WS_BUDGET / slot.max(1)).clamp(1, MAX_SLOTS.min(n.div_ceil(ipt)));
     checked_product("workspace", &[slots, slot])?;
     Ok(Some(WidePlan {
@@ -131,6 +136,7 @@ pub(crate) fn plan(p: &Conv2dParams, part_len: usize) -> Result<Option<WidePlan>
         pad_len,
         out_len,
         part_len,
+        sums_len,
     }))
 }
 
@@ -330,31 +336,48 @@ pub(crate) fn forward(
 
 /// Backward-weight pass (native backend): per task, `dy` (its images side by side) times the
 /// gathered input over the output positions, transposed, into the task's partial gradient;
-/// the partials are added in task order (`reduce_partials`).
+/// the partials are added in task order (`reduce_partials`). With `db`, the bias gradient
+/// too: each task sums its `dy` planes as `direct::bias_grad` does (while gathering them, see
+/// [`GatherSum`]), and the sums are added image by image in order, so the same bits without
+/// a pass of its own over `dy` (4% of mnist_c2's weight gradient).
 pub(crate) fn backward_weight(
     p: &Conv2dParams,
     wp: &WidePlan,
     x: &[f32],
     dy: &[f32],
     dw: &mut [f32],
+    mut db: Option<&mut [f32]>,
     ws: &mut [f32],
 ) -> Result<(), KernelError> {
     let d = dims(p);
     let plane = wp.chan;
     let (hp, wpad) = p.padded_hw();
+    let want_bias = db.is_some();
     with_rows(p, wp, |rows| {
         with_channels_last_rows(p, wp, |pos, taps| {
             let task = |xt: &[f32], dyt: &[f32], slot: &mut [f32]| -> Result<(), KernelError> {
                 let (pad, rest) = slot.split_at_mut(wp.pad_len);
-                let (out, part) = rest.split_at_mut(wp.out_len);
+                let (out, rest) = rest.split_at_mut(wp.out_len);
+                let (part, sums) = rest.split_at_mut(wp.part_len);
                 let width = xt.len() / d.chw * d.ohw;
                 // A is dy with the task's images side by side: one image is that already.
-                let out: &[f32] = if xt.len() == d.chw {
-                    dyt
-                } else {
+                let one = xt.len() == d.chw;
+                if want_bias {
+                    let buf = (!one).then_some(&mut *out);
+                    let images = dyt;
+                    dispatch(
+                        Isa::active(),
+                        GatherSum {
+                            d: &d,
+                            images,
+                            buf,
+                            sums,
+                        },
+                    );
+                } else if !one {
                     gather_images(&d, dyt, out);
-                    out
-                };
+                }
+                let out: &[f32] = if one { dyt } else { out };
                 if wp.nhwc {
                     let xl = &mut pad[..xt.len() / d.chw * p.c * hp * wpad];
                     dispatch(Isa::active(), ToChannelsLast { p, x: xt, out: xl });
@@ -397,6 +420,18 @@ pub(crate) fn backward_weight(
                 let tasks = xw.len().div_ceil(wp.ipt * d.chw);
                 let (off, first) = (wp.pad_len + wp.out_len, wave == 0);
                 let parts = &ws[..tasks * slot_len];
+                if let Some(db) = db.as_deref_mut() {
+                    if first {
+                        db.fill(0.0);
+                    }
+                    // Image by image, in order (the wave's last task may hold fewer).
+                    let sums = parts.chunks_exact(slot_len).flat_map(|slot| {
+                        slot[off + wp.part_len..][..wp.sums_len].chunks_exact(p.k)
+                    });
+                    for s in sums.take(xw.len() / d.chw) {
+                        db.iter_mut().zip(s).for_each(|(d, &v)| *d += v);
+                    }
+                }
                 if wp.nhwc {
                     // The partials hold [k][tap][channel]: into dw's [k][channel][tap].
                     let shape = (d.cg, p.r * p.s);
@@ -408,6 +443,34 @@ pub(crate) fn backward_weight(
             Ok(())
         })
     })
+}
+
+/// The `dy` plane sums of a task's images into `sums` (`[image][k]`), each as
+/// `direct::bias_grad` sums it (`direct::sum_copy`); with `buf`, the images are also
+/// gathered side by side into it (as `gather_images` does) in the same pass.
+struct GatherSum<'a> {
+    d: &'a Dims,
+    images: &'a [f32],
+    buf: Option<&'a mut [f32]>,
+    sums: &'a mut [f32],
+}
+
+impl SimdFn<f32> for GatherSum<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        let (d, mut buf) = (self.d, self.buf);
+        let width = self.images.len() / d.kohw * d.ohw;
+        let sums = self.sums.chunks_exact_mut(d.kohw / d.ohw);
+        for (i, (img, sums)) in self.images.chunks_exact(d.kohw).zip(sums).enumerate() {
+            for (ko, (plane, s)) in img.chunks_exact(d.ohw).zip(sums).enumerate() {
+                let dst = buf
+                    .as_deref_mut()
+                    .map(|b| &mut b[ko * width + i * d.ohw..][..d.ohw]);
+                *s = sum_copy::<V>(plane, dst);
+            }
+        }
+    }
 }
 
 thread_local! {
