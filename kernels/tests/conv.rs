@@ -936,6 +936,9 @@ fn large_planes_match_reference() {
         // More output channels than a GEMM row block and a depth of two K blocks: the
         // implicit forward's GEMM reads its B panels in place, per row block and K block.
         Conv2dParams::builder(2, 48, 9, 30, 160, 3, 3).pad(1, 1),
+        // 32 channels, short rows: the channels-last weight gradient, its B panels (32
+        // channels of a tap at each position) read in place.
+        Conv2dParams::builder(3, 32, 9, 12, 24, 3, 3),
     ];
     for b in shapes {
         let p = b.build().unwrap();

@@ -463,18 +463,25 @@ impl<T> BPanels<T> {
 }
 
 /// The gather of a B whose full panels the micro-kernel may read in place, through the row
-/// table (`MacroArgs::b_rows`), instead of packing them: each stored row (a kernel tap) is
-/// contiguous over a segment (an image's wide columns), so a panel inside one segment is
-/// `NR` consecutive elements at every depth, at an offset from the table. Packing them was
-/// a copy per panel element for at most `MC / MR` tiles of use (conv forward, 64 output
-/// channels: 9% of resnet_3x3 at 1 thread), and the in-place panel touches fewer cache
-/// lines than the packed one (neighbouring taps share lines). Same products in the same
-/// order, so the same bits. Needs B as stored (rows are depths), columns contiguous within
-/// a segment (no `line`), segments from `seg_stride`, no junk columns, segments at least a
-/// panel wide (panels across a segment's end are packed).
+/// table (`MacroArgs::b_rows`), instead of packing them: each stored row is contiguous over a
+/// segment, so a panel inside one segment is `NR` consecutive elements at every depth, at an
+/// offset from the table. Same products in the same order, so the same bits. Packing was a
+/// copy per panel element for at most `MC / MR` tiles of use:
+/// * conv forward (rows are kernel taps, segments images' wide columns; 64 output channels):
+///   9% of resnet_3x3 at 1 thread. The in-place panel touches fewer cache lines than the
+///   packed one (neighbouring taps share lines).
+/// * the channels-last weight gradient (rows are output positions, segments (`seg_off`)
+///   kernel taps' channels): 9% of mnist_c2's and conv5x5's. Only when consecutive
+///   positions are at most a panel apart (stride 1, at most `NR` channels), so a panel's
+///   rows form one dense block: resnet_s2's, 256 floats apart, fold onto a few L1 sets and
+///   ran 6% slower in place.
+///
+/// Needs B as stored (rows are depths), columns contiguous within a segment (no `line`), no
+/// junk columns, segments at least a panel wide (panels across a segment's end are packed).
 fn gathered_in_place<'a, T>(b: &Operand<'a, T>, nr: usize) -> Option<Gather<'a>> {
     let g = b.gather?;
-    let plain = g.line.is_none() && g.seg_off.is_none() && g.seg_valid == g.seg_len;
+    let dense = g.seg_off.is_none() || g.row.windows(2).next().is_none_or(|r| r[1] <= r[0] + nr);
+    let plain = g.line.is_none() && g.seg_valid == g.seg_len && dense;
     (b.trans == Transpose::No && plain && g.seg_len >= nr).then_some(g)
 }
 
