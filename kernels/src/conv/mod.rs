@@ -27,9 +27,13 @@
 //!   and backward-weight use implicit im2col (`wide.rs`): the GEMM packs its operand straight
 //!   from the (padded, phase-split) image through a row table, so no column matrix is built;
 //!   1x1 stride-1 unpadded convolutions are one GEMM per image; backward-data is the forward
-//!   pass of the adjoint convolution for stride-1 "same" shapes, else GEMM then col2im
-//!   (column stride 2: summed in phase rows, `phases.rs`); the weight gradient of short
-//!   rows reads a channels-last copy of the images;
+//!   pass of the adjoint convolution for stride-1 "same" shapes, else GEMM then col2im by
+//!   blocks of input channels over several images (`col_blocks.rs`; column stride 2: summed
+//!   in phase rows, `phases.rs`); the weight gradient of short rows reads a channels-last
+//!   copy of the images, and computes the bias gradient while gathering `dy`. Where the
+//!   GEMM's B is contiguous within each image (the implicit forward's wide columns, `dy`,
+//!   the channels-last positions), its panels are read in place through the row table
+//!   instead of packed (`gemm::frame`);
 //!   shallow products (`c/groups * r * s < 32`, a grayscale first layer) keep explicit
 //!   im2col, except that unpadded stride-1 ones run direct kernels (`shallow.rs`) forward and
 //!   for the weight gradient; depthwise convolutions (`groups == c == k`) run direct SIMD stencil kernels.
