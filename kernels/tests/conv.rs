@@ -832,6 +832,25 @@ fn bitwise_identical_across_thread_counts() {
             .build()
             .unwrap()
             .with_max_chunk(4),
+        // Channel-block backward-data (`col_blocks.rs`): two blocks per group, two groups,
+        // several waves.
+        Conv2dParams::builder(6, 40, 9, 9, 16, 3, 3)
+            .stride(2, 2)
+            .pad(1, 1)
+            .groups(2)
+            .build()
+            .unwrap()
+            .with_max_chunk(2),
+        // Implicit forward with B read in place over two row blocks; channels-last weight
+        // gradient read in place, with the bias gradient.
+        Conv2dParams::builder(3, 16, 12, 12, 160, 3, 3)
+            .stride(2, 2)
+            .pad(1, 1)
+            .build()
+            .unwrap(),
+        Conv2dParams::builder(5, 32, 9, 12, 24, 3, 3)
+            .build()
+            .unwrap(),
     ];
     for p in shapes {
         let c = case(&p, 11);
