@@ -20,7 +20,7 @@ use super::gemm_path::dims;
 use super::im2col::col2im_image;
 use super::params::{Conv2dParams, MAX_SLOTS, TILE_BUDGET, WS_BUDGET};
 use crate::error::{checked_product, KernelError};
-use crate::gemm::{gemm_gather, Gather};
+use crate::gemm::{gemm_gather, Gather, SharedPtr};
 use crate::Gemm;
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -78,31 +78,11 @@ impl ColBlockPlan {
     pub(crate) fn workspace_len(&self) -> usize {
         self.slots * self.col_len
     }
-
-    /// Caps the images in flight at once (see `Conv2dParams::with_max_chunk`).
-    pub(crate) fn limit_wave(&mut self, images: usize) {
-        self.slots = self.slots.min(images / self.ipt).max(1);
-    }
 }
 
 thread_local! {
     /// The row table of `dy` (output channel `k` at `k * oh * ow`), kept between calls.
     static ROWS: Cell<Vec<usize>> = const { Cell::new(Vec::new()) };
-}
-
-/// `dx` shared by tasks that write disjoint channel blocks of its images.
-#[derive(Clone, Copy)]
-struct DxPtr(*mut f32);
-// SAFETY: every task writes only its own (image chunk, channel block) region of dx (see
-// `backward_data`), and the `&mut [f32]` it came from outlives the parallel loop.
-unsafe impl Send for DxPtr {}
-unsafe impl Sync for DxPtr {}
-
-impl DxPtr {
-    // A method, so closures capture the whole wrapper (which is Sync), not its raw field.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Backward-data pass (native backend), see the module doc.
@@ -119,7 +99,8 @@ pub(crate) fn backward_data(
     let per_group = d.cg.div_ceil(cp.cb);
     let blocks = p.groups * per_group;
     let tasks = p.n.div_ceil(cp.ipt) * blocks;
-    let dx_ptr = DxPtr(dx.as_mut_ptr());
+    // Tasks write disjoint blocks of dx: (image chunk, channel block) pairs.
+    let dx_ptr = SharedPtr(dx.as_mut_ptr());
     let mut rows = ROWS.with(Cell::take);
     rows.clear();
     rows.extend((0..d.kg).map(|k| k * d.ohw));
@@ -153,7 +134,6 @@ pub(crate) fn backward_data(
             // g * cg + c0 .. + cbe <= c), and no other task writes it: tasks differ in their
             // image chunk or their channel block.
             let dxi = unsafe { std::slice::from_raw_parts_mut(dx_ptr.get().add(at), cbe * d.hw) };
-            dxi.fill(0.0);
             col2im_image(p, &col[i * d.ohw..], width, dxi);
         }
         Ok(())

@@ -229,8 +229,8 @@ pub(crate) fn depthwise_backward_weight(p: &Conv2dParams, x: &[f32], dy: &[f32],
 }
 
 /// The sum of a slice with one vector accumulator, lanes combined in a fixed order.
-pub(super) struct Sum<'a> {
-    pub(super) s: &'a [f32],
+struct Sum<'a> {
+    s: &'a [f32],
 }
 
 impl SimdFn<f32> for Sum<'_> {

@@ -195,13 +195,15 @@ pub(crate) fn backward_data(
                 let b = &buf[grp * d.kg * width..];
                 gemm(backend, &g, a, b, &mut col[grp * d.crs * width..])?;
             }
-            dxt.fill(0.0);
             for (i, dxi) in dxt.chunks_exact_mut(d.chw).enumerate() {
                 col2im_image(p, &col[i * d.ohw..], width, dxi);
             }
             return Ok(());
         }
-        if !p.is_pointwise() {
+        // One tile of the whole image goes through `col2im_image`, which overwrites dx;
+        // several tiles add into a zeroed dx.
+        let one_tile = d.ohw > 0 && p.plan.tile >= d.ohw;
+        if !p.is_pointwise() && !one_tile {
             dxt.fill(0.0);
         }
         for (p0, p1) in tiles(p, &d) {
@@ -221,8 +223,7 @@ pub(crate) fn backward_data(
                 gemm(backend, &g, a, b, &mut dst[grp * gstride..])?;
             }
             if !p.is_pointwise() {
-                // One tile of the whole image: dx is still zero, the image path applies.
-                if (p0, p1) == (0, d.ohw) {
+                if one_tile {
                     col2im_image(p, col, width, dxt);
                 } else {
                     col2im(p, col, width, dxt, (p0, p1), 0, p.c);

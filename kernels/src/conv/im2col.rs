@@ -212,11 +212,12 @@ impl SimdFn<f32> for Col2imPlain<'_> {
 }
 
 /// [`col2im`] of one whole image (positions `0..oh*ow`; the channels `dx` holds, the first
-/// of them at row 0 of `col`) into a zeroed `dx`,
-/// taking the plain vector path for unpadded stride-1 convolutions and the phase rows of
-/// [`col2im_image_sw2`] for column stride 2.
+/// of them at row 0 of `col`) into `dx`, which it overwrites: the plain vector path for
+/// unpadded stride-1 convolutions and the phase rows of [`col2im_image_sw2`] for column
+/// stride 2 (which writes every row whole, so needs no zeroing first).
 pub(crate) fn col2im_image(p: &Conv2dParams, col: &[f32], ld: usize, dx: &mut [f32]) {
     if p.stride == (1, 1) && p.pad == (0, 0, 0, 0) {
+        dx.fill(0.0);
         dispatch(Isa::active(), Col2imPlain { p, col, ld, dx });
     } else if p.stride.1 == 2 && phase_width(p) <= PHASE_ROW_MAX {
         in_vector_context(
@@ -226,6 +227,7 @@ pub(crate) fn col2im_image(p: &Conv2dParams, col: &[f32], ld: usize, dx: &mut [f
         );
     } else {
         let nc = dx.len() / (p.h * p.w);
+        dx.fill(0.0);
         col2im(p, col, ld, dx, (0, p.oh * p.ow), 0, nc);
     }
 }

@@ -346,15 +346,18 @@ impl Conv2dParams {
     /// the cost of less parallelism. It can only shrink what the descriptor chose; results are
     /// identical.
     pub fn with_max_chunk(mut self, images: usize) -> Self {
-        self.plan.slots = self.plan.slots.min(images / self.plan.ipt).max(1);
+        // Tasks of `ipt` images, `slots` of them in flight: at most `images` images, at least
+        // one task.
+        let cap = |slots: &mut usize, ipt: usize| *slots = (*slots).min(images / ipt).max(1);
+        cap(&mut self.plan.slots, self.plan.ipt);
         if let Some(w) = &mut self.plan.wide {
-            w.slots = w.slots.min(images / w.ipt).max(1);
+            cap(&mut w.slots, w.ipt);
         }
         if let Some(b) = &mut self.plan.blocked {
             b.limit_wave(images);
         }
         if let Some(b) = &mut self.plan.col_blocks {
-            b.limit_wave(images);
+            cap(&mut b.slots, b.ipt);
         }
         self
     }

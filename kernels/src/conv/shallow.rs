@@ -16,7 +16,7 @@
 //! 2 threads: forward 0.42 -> 0.23 ms, weight gradient 0.69 -> 0.35 ms (im2col + GEMM before;
 //! 0.54 ms at 1 thread since the channel blocks).
 
-use super::direct::Sum;
+use super::direct::sum_copy;
 use super::params::Conv2dParams;
 use super::rows::{conv_row, dot_rows, tail_keep, Taps, MAX_TAPS};
 use super::wide::MIN_DEPTH;
@@ -120,7 +120,7 @@ impl SimdFn<f32> for Forward<'_> {
 ///
 /// With `db`, also the bias gradient, from each image's `dy` planes while they are in L1
 /// (`direct::bias_grad` read all of `dy` again: a fifth of mnist_c1's pass), summed as
-/// there: per channel, plane sums (`direct::Sum`) added in image order, so the same bits.
+/// there: per channel, plane sums (`direct::sum_copy`) added in image order, so the same bits.
 pub(crate) fn backward_weight(
     p: &Conv2dParams,
     x: &[f32],
@@ -215,7 +215,7 @@ impl<const B: usize> SimdFn<f32> for Block<'_, B> {
             }
             if g.db.is_some() {
                 for (d, s) in bias.iter_mut().zip(planes) {
-                    *d += Sum { s }.call::<V>();
+                    *d += sum_copy::<V>(s, None);
                 }
             }
         }

@@ -378,31 +378,31 @@ pub(crate) fn backward_weight(
                     gather_images(&d, dyt, out);
                 }
                 let out: &[f32] = if one { dyt } else { out };
-                if wp.nhwc {
+                // B: the channels-last copy read through the position and tap tables (a
+                // group's channels `cg` further on), or the (padded) images through the row
+                // table, transposed (a group's planes further on).
+                let (src, g, group_off, gather) = if wp.nhwc {
                     let xl = &mut pad[..xt.len() / d.chw * p.c * hp * wpad];
                     dispatch(Isa::active(), ToChannelsLast { p, x: xt, out: xl });
-                    let g = Gemm::new(d.kg, d.crs, width).lda(width);
-                    for grp in 0..p.groups {
-                        let (a, b) = (&out[grp * d.kg * width..], &xl[grp * d.cg..]);
-                        let c = &mut part[grp * d.kg * d.crs..(grp + 1) * d.kg * d.crs];
-                        let gather = Gather {
-                            row: pos,
-                            seg_len: d.cg,
-                            seg_valid: d.cg,
-                            seg_stride: 0,
-                            line: None,
-                            seg_off: Some(taps),
-                        };
-                        gemm_gather(&g, a, b, gather, c)?;
-                    }
-                    return Ok(());
-                }
-                let src = source(p, wp, xt, pad);
-                let g = Gemm::new(d.kg, d.crs, width).trans_b(true).lda(width);
+                    let gather = Gather {
+                        row: pos,
+                        seg_len: d.cg,
+                        seg_valid: d.cg,
+                        seg_stride: 0,
+                        line: None,
+                        seg_off: Some(taps),
+                    };
+                    (&*xl, Gemm::new(d.kg, d.crs, width), d.cg, gather)
+                } else {
+                    let g = Gemm::new(d.kg, d.crs, width).trans_b(true);
+                    let src = source(p, wp, xt, pad);
+                    (src, g, d.cg * plane, gather(p, wp, rows, true))
+                };
+                let g = g.lda(width);
                 for grp in 0..p.groups {
-                    let (a, b) = (&out[grp * d.kg * width..], &src[grp * d.cg * plane..]);
+                    let (a, b) = (&out[grp * d.kg * width..], &src[grp * group_off..]);
                     let c = &mut part[grp * d.kg * d.crs..(grp + 1) * d.kg * d.crs];
-                    gemm_gather(&g, a, b, gather(p, wp, rows, true), c)?;
+                    gemm_gather(&g, a, b, gather, c)?;
                 }
                 Ok(())
             };

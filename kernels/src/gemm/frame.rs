@@ -92,17 +92,19 @@ pub(super) fn gemm_f64(g: &Gemm<f64>, l: Layout, a: &[f64], b: &[f64], c: &mut [
     }
 }
 
-/// A pointer to C shared by tasks that write disjoint tiles of it.
+/// A pointer to an output shared by parallel tasks that write disjoint parts of it: blocks
+/// of C here (distinct row blocks or column chunks), channel blocks of `dx` in
+/// `conv/col_blocks.rs`.
 #[derive(Clone, Copy)]
-struct SharedPtr<T>(*mut T);
-// SAFETY: tasks write disjoint blocks of C (distinct row blocks or column chunks), and the
-// owning `&mut [T]` outlives every task (they all finish inside `run`).
+pub(crate) struct SharedPtr<T>(pub(crate) *mut T);
+// SAFETY: every user writes only its task's disjoint part through it, and the owning
+// `&mut [T]` outlives the tasks (they all finish before the owner is used again).
 unsafe impl<T: Send> Send for SharedPtr<T> {}
 unsafe impl<T: Send> Sync for SharedPtr<T> {}
 
 impl<T> SharedPtr<T> {
     // A method, so closures capture the whole wrapper (which is Sync), not its raw field.
-    fn get(self) -> *mut T {
+    pub(crate) fn get(self) -> *mut T {
         self.0
     }
 }
@@ -390,28 +392,28 @@ fn skinny_columns<T: PackCache, K: GemmKernel<T>>(
     let j1 = (j0 + chunk_panels * K::NR).min(n);
     let in_place = b_in_place::<T>(p.b, p.kc_max, K::NR);
     let step = skinny_step::<T, K>(p);
-    if let Some(g) = gathered_in_place(&p.b, K::NR) {
-        // Columns outermost, as below, in pieces that stay inside one segment.
-        for (j, ncols, in_place) in gathered_pieces(g, (j0, j1), K::NR, step) {
-            for pc in (0..k).step_by(p.kc_max) {
-                let kc = p.kc_max.min(k - pc);
-                let piece = (j, ncols, in_place);
-                let b = gathered_panels(p.b, g, (pc, kc), piece, K::NR, b_pack);
-                let a = a_pack.map(|a| &a[pc * mp..]);
-                // SAFETY: as below; B panels are read in place through the row table
-                // (elements `gemm_gather` checked), or one is packed in b_pack.
-                unsafe { p.macro_block::<K>(a, b, pc, kc, 0, m, j, ncols) };
-            }
-        }
-        return;
-    }
-    {
-        // Columns outermost: the m x step block of C stays in cache across K blocks.
-        for j in (j0..j1).step_by(step) {
-            let ncols = step.min(j1 - j);
-            for pc in (0..k).step_by(p.kc_max) {
-                let kc = p.kc_max.min(k - pc);
-                let b = if in_place {
+    let gathered = gathered_in_place(&p.b, K::NR);
+    // Columns outermost: the m x step block of C stays in cache across K blocks. A gathered B
+    // read in place comes in pieces that stay inside one segment (`gathered_pieces`).
+    let pieces = gathered
+        .map(|g| gathered_pieces(g, (j0, j1), K::NR, step))
+        .into_iter()
+        .flatten();
+    let steps = gathered
+        .is_none()
+        .then(|| {
+            (j0..j1)
+                .step_by(step)
+                .map(|j| (j, step.min(j1 - j), in_place))
+        })
+        .into_iter()
+        .flatten();
+    for (j, ncols, in_place) in pieces.chain(steps) {
+        for pc in (0..k).step_by(p.kc_max) {
+            let kc = p.kc_max.min(k - pc);
+            let b = match gathered {
+                Some(g) => gathered_panels(p.b, g, (pc, kc), (j, ncols, in_place), K::NR, b_pack),
+                None if in_place => {
                     let full = ncols / K::NR * K::NR;
                     let edge = if full < ncols {
                         pack_b(p.b, K::NR, pc, kc, j + full, ncols - full, b_pack);
@@ -427,15 +429,18 @@ fn skinny_columns<T: PackCache, K: GemmKernel<T>>(
                         edge,
                         rows: std::ptr::null(),
                     }
-                } else {
+                }
+                None => {
                     pack_b(p.b, K::NR, pc, kc, j, ncols, b_pack);
                     BPanels::packed(b_pack, kc, K::NR)
-                };
-                // SAFETY: A block pc is packed (mp x kc) or read in place, B covers
-                // kc x ncols; this task alone writes columns j0..j1 of C.
-                let a = a_pack.map(|a| &a[pc * mp..]);
-                unsafe { p.macro_block::<K>(a, b, pc, kc, 0, m, j, ncols) };
-            }
+                }
+            };
+            // SAFETY: A block pc is packed (mp x kc) or read in place, B covers kc x ncols
+            // (in place: elements the validation checked, or through the row table elements
+            // `gemm_gather` checked; else packed in b_pack); this task alone writes columns
+            // j0..j1 of C.
+            let a = a_pack.map(|a| &a[pc * mp..]);
+            unsafe { p.macro_block::<K>(a, b, pc, kc, 0, m, j, ncols) };
         }
     }
 }

@@ -24,7 +24,7 @@ pub(super) struct MacroArgs<T> {
     /// With B read in place and `n` not a multiple of NR: the last, partial panel, packed
     /// (`kc * NR`, zero-filled, row stride NR). Null otherwise.
     pub b_edge: *const T,
-    /// A gathered B read in place (convolution's implicit im2col, see `frame::gathered_b`):
+    /// A gathered B read in place (convolution's implicit im2col, see `frame::gathered_in_place`):
     /// depth `p` of panel `q` is at `b + q * b_panel + b_rows[p]` (`b_row` unused) instead.
     /// Null otherwise.
     pub b_rows: *const usize,

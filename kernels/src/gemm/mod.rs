@@ -33,6 +33,7 @@ mod reference;
 mod small;
 mod thin;
 
+pub(crate) use frame::SharedPtr;
 pub(crate) use pack::Gather;
 pub use reference::gemm_reference;
 
