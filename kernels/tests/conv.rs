@@ -230,6 +230,44 @@ proptest! {
     }
 }
 
+/// Output channels that fill blocks of 32 per group, for the direct path with output
+/// channels in the vector lanes (`conv/kvec.rs`): column strides 1 and 2 (3 falls back),
+/// padding (a column-padded copy), dilation, groups, rows of one to three tiles with
+/// remainders, several waves; stride-1 "same" shapes also run backward-data through it.
+fn kvec_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (1usize..4, 4usize..9, 0usize..3, 1usize..3, 1usize..4),
+        (1usize..10, 1usize..36, 1usize..4, 1usize..4),
+        (1usize..3, 1usize..4, 1usize..3, 1usize..3),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_filter_map("invalid shape", |(a, b, st, pad)| {
+            let (n, cg, ki, groups, chunk) = a;
+            let kg = [28, 32, 64][ki];
+            let (h, w, r, s) = b;
+            if cg * r * s < 32 {
+                return None;
+            }
+            let p = Conv2dParams::builder(n, cg * groups, h, w, kg * groups, r, s)
+                .stride(st.0, st.1)
+                .dilation(st.2, st.3)
+                .padding(pad.0, pad.1, pad.2, pad.3)
+                .groups(groups)
+                .build()
+                .ok()?;
+            Some(p.with_max_chunk(chunk))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn kvec_direct_matches_reference(p in kvec_params(), seed in 0u64..1000) {
+        native_matches_reference(&p, seed);
+    }
+}
+
 /// Batches of 16 to 40 whose channels fill the batch-blocked path's register tiles
 /// (`conv/blocked.rs`: 14, 16, 28 or 32 per group): strides, padding, dilation, groups,
 /// a last block with empty lanes, one block per wave.
@@ -843,12 +881,27 @@ fn bitwise_identical_across_thread_counts() {
             .with_max_chunk(2),
         // Implicit forward with B read in place over two row blocks; channels-last weight
         // gradient read in place, with the bias gradient.
-        Conv2dParams::builder(3, 16, 12, 12, 160, 3, 3)
+        // (164 output channels: too few to fill blocks of 32, which would take `kvec.rs`.)
+        Conv2dParams::builder(3, 16, 12, 12, 164, 3, 3)
             .stride(2, 2)
             .pad(1, 1)
             .build()
             .unwrap(),
         Conv2dParams::builder(5, 32, 9, 12, 24, 3, 3)
+            .build()
+            .unwrap(),
+        // Output channels in the vector lanes (`kvec.rs`): several waves, rows of 31 in three
+        // tiles, two channel slices; stride 2 with groups; and backward-data as the forward
+        // of the adjoint.
+        Conv2dParams::builder(5, 40, 10, 31, 64, 3, 3)
+            .pad(1, 1)
+            .build()
+            .unwrap()
+            .with_max_chunk(2),
+        Conv2dParams::builder(3, 16, 11, 30, 128, 3, 3)
+            .stride(2, 2)
+            .pad(1, 1)
+            .groups(2)
             .build()
             .unwrap(),
     ];
@@ -954,10 +1007,15 @@ fn large_planes_match_reference() {
             .stride(2, 1),
         // More output channels than a GEMM row block and a depth of two K blocks: the
         // implicit forward's GEMM reads its B panels in place, per row block and K block.
-        Conv2dParams::builder(2, 48, 9, 30, 160, 3, 3).pad(1, 1),
+        Conv2dParams::builder(2, 48, 9, 30, 164, 3, 3).pad(1, 1),
         // 32 channels, short rows: the channels-last weight gradient, its B panels (32
         // channels of a tap at each position) read in place.
         Conv2dParams::builder(3, 32, 9, 12, 24, 3, 3),
+        // Output channels in the vector lanes (`kvec.rs`) with several channel slices, each
+        // continuing the tiles' sums: 3x3 forward with rows of three tiles; 5x5 "same",
+        // whose backward-data runs there too (the adjoint's forward).
+        Conv2dParams::builder(2, 40, 10, 31, 64, 3, 3).pad(1, 1),
+        Conv2dParams::builder(2, 20, 9, 16, 32, 5, 5).pad(2, 2),
     ];
     for b in shapes {
         let p = b.build().unwrap();

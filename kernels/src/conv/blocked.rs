@@ -44,7 +44,7 @@ const TASKS_PER_WAVE: usize = 8;
 
 /// Which way a pass maps output positions to input positions along an axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Dir {
+pub(super) enum Dir {
     /// Convolution: input `o * stride + t * dilation - pad`.
     Forward,
     /// Its adjoint (backward-data): the `o'` with `o' * stride + t * dilation - pad == o`.
@@ -53,25 +53,25 @@ enum Dir {
 
 /// One axis of a pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Axis {
-    dir: Dir,
-    stride: usize,
-    pad: usize,
-    dilation: usize,
-    taps: usize,
+pub(super) struct Axis {
+    pub(super) dir: Dir,
+    pub(super) stride: usize,
+    pub(super) pad: usize,
+    pub(super) dilation: usize,
+    pub(super) taps: usize,
     /// Extent of the input plane along this axis.
-    len: usize,
+    pub(super) len: usize,
 }
 
 /// The taps that reach output index `o` along an axis: `count` taps `t0, t0 + t_step, ...`
 /// reading inputs `i0, i0 + i_step, ...`.
 #[derive(Clone, Copy, Debug, Default)]
-struct Walk {
-    t0: usize,
-    count: usize,
-    t_step: usize,
-    i0: usize,
-    i_step: isize,
+pub(super) struct Walk {
+    pub(super) t0: usize,
+    pub(super) count: usize,
+    pub(super) t_step: usize,
+    pub(super) i0: usize,
+    pub(super) i_step: isize,
 }
 
 impl Axis {
@@ -81,7 +81,7 @@ impl Axis {
     /// tap-by-tap search it replaced took 5% of MNIST's second layer); the test
     /// `closed_form_walks_match_tap_search` checks it against [`Axis::input`] tap by tap.
     /// A walk with fewer than two taps has `t_step` 1 and `i_step` 0.
-    fn walk(&self, o: usize) -> Walk {
+    pub(super) fn walk(&self, o: usize) -> Walk {
         let (d, st, len) = (self.dilation, self.stride, self.len);
         let none = Walk {
             t_step: 1,
@@ -105,7 +105,9 @@ impl Axis {
                 // (o + pad - t * d) must be a multiple of st in [0, (len - 1) * st].
                 let u = o + self.pad;
                 let lo = u.saturating_sub((len - 1) * st).div_ceil(d);
-                let Some(t0) = (lo..lo + st).find(|&t| t * d <= u && (u - t * d) % st == 0) else {
+                let Some(t0) =
+                    (lo..lo + st).find(|&t| t * d <= u && (u - t * d).is_multiple_of(st))
+                else {
                     return none;
                 };
                 (t0, st / gcd(d, st), (u / d).min(self.taps - 1))

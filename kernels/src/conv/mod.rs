@@ -53,6 +53,7 @@ mod depthwise;
 mod direct;
 mod gemm_path;
 mod im2col;
+mod kvec;
 mod params;
 mod phases;
 pub mod reference;
@@ -138,9 +139,13 @@ pub fn conv2d_forward(
             blocked::forward(p, x, w, bias, y, ws);
             Ok(())
         }
-        Backend::Native => match &p.plan.wide {
-            Some(wp) => wide::forward(p, wp, x, w, bias, y, ws),
-            None => gemm_path::forward(backend, p, x, w, bias, y, ws),
+        Backend::Native => match (&p.plan.kvec, &p.plan.wide) {
+            (Some(kp), _) => {
+                kvec::forward(p, kp, x, w, bias, y, ws);
+                Ok(())
+            }
+            (None, Some(wp)) => wide::forward(p, wp, x, w, bias, y, ws),
+            (None, None) => gemm_path::forward(backend, p, x, w, bias, y, ws),
         },
         _ => gemm_path::forward(backend, p, x, w, bias, y, ws),
     }

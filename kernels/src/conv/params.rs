@@ -61,6 +61,9 @@ pub(crate) struct Plan {
     /// The channel-block plan of the native backward-data (see `col_blocks.rs`), if it
     /// applies.
     pub(crate) col_blocks: Option<super::col_blocks::ColBlockPlan>,
+    /// The direct plan with output channels in the vector lanes (see `kvec.rs`), if the
+    /// native forward uses it.
+    pub(crate) kvec: Option<super::kvec::KvecPlan>,
 }
 
 /// Builder of [`Conv2dParams`]; every setter changes one field, [`build`](Self::build)
@@ -182,6 +185,7 @@ impl Conv2dBuilder {
                 wide: None,
                 blocked: None,
                 col_blocks: None,
+                kvec: None,
             },
         };
         // Every buffer size the passes compute must fit (checked once, here).
@@ -263,6 +267,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
             wide: None,
             blocked: None,
             col_blocks: None,
+            kvec: None,
         });
     }
     let slot = checked_sum("workspace", &[col_len, buf_len, part_len])?;
@@ -279,6 +284,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
         wide: super::wide::plan(p, part_len)?,
         blocked: super::blocked::plan(p),
         col_blocks: super::col_blocks::plan(p)?,
+        kvec: super::kvec::plan(p)?,
     })
 }
 
@@ -358,6 +364,9 @@ impl Conv2dParams {
         }
         if let Some(b) = &mut self.plan.col_blocks {
             cap(&mut b.slots, b.ipt);
+        }
+        if let Some(b) = &mut self.plan.kvec {
+            cap(&mut b.slots, 1);
         }
         self
     }
@@ -485,8 +494,10 @@ impl Conv2dParams {
         let wide = self.plan.wide.map_or(0, |w| w.slots * w.slot_len());
         let blocked = self.plan.blocked.map_or(0, |b| b.workspace_len());
         let col_blocks = self.plan.col_blocks.map_or(0, |b| b.workspace_len());
+        let kvec = self.plan.kvec.map_or(0, |b| b.workspace_len());
         (self.plan.slots * self.slot_len())
             .max(wide)
+            .max(kvec)
             .max(blocked)
             .max(col_blocks)
     }
@@ -508,7 +519,7 @@ impl Conv2dParams {
         if self.stride != (1, 1)
             || self.is_pointwise()
             || self.is_depthwise()
-            || self.plan.wide.is_none()
+            || (self.plan.wide.is_none() && self.plan.kvec.is_none())
             || !same
             || pt.max(pb) > er
             || pl.max(pr) > es
@@ -527,7 +538,7 @@ impl Conv2dParams {
             .weight_len()
             .checked_add(a.own_workspace_len())
             .is_some();
-        (a.plan.wide.is_some() && fits).then_some(a)
+        ((a.plan.wide.is_some() || a.plan.kvec.is_some()) && fits).then_some(a)
     }
 
     /// Workspace elements of one task slot.

@@ -583,6 +583,10 @@ pub(crate) fn backward_data(
             *d = v;
         }
     }
+    if let Some(kp) = &a.plan.kvec {
+        super::kvec::forward(a, kp, dy, wt, None, dx, ws);
+        return Ok(());
+    }
     let wp = a.plan.wide.as_ref().expect("adjoint() checked the plan");
     forward(a, wp, dy, wt, None, dx, ws)
 }

@@ -1,0 +1,423 @@
+//! Direct convolution with output channels in the vector lanes (native forward, and the
+//! stride-1 backward-data through its adjoint).
+//!
+//! A register tile holds `KV` vectors of output channels at `P` neighbouring output
+//! positions of one row. Per kernel tap it loads `KV` vectors of packed weights and, for each
+//! position, broadcasts the one input value that position meets: `P * KV` FMAs, read straight
+//! from the (column-padded) image. The positions are the broadcast operand, so a tile holds
+//! any number of them up to `P`: an output row of 28 is two tiles of 14, with no junk
+//! columns (the implicit im2col computes 32 per row of a 5x5 kernel's padded image: 12.5%
+//! more work), no B packing, and strided rows read every other input in place (no phase
+//! split). Rows outside the image are skipped by the tap walk (`blocked::Axis`), so only the
+//! columns need a padded copy, and none without column padding.
+//!
+//! Tiles add into a position-major block `[positions][channels]` of the image, which is
+//! transposed into NCHW at the end (adding the bias). Channel blocks sweep the input
+//! channels in slices whose weights stay in L1, each slice continuing the tile's sums
+//! through memory in the same order, so every output is one fixed sequence of FMAs whatever
+//! the number of threads (tasks are whole images).
+
+use super::blocked::{Axis, Dir};
+use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
+use crate::error::{checked_product, checked_sum, KernelError};
+use crate::simd::{dispatch, transpose8x8, Isa, SimdFn, Vector};
+use rayon::prelude::*;
+
+/// Output channels per group are padded to a multiple of this (the widest tile's `KV *
+/// LANES`), so the packed weights' size does not depend on the ISA.
+const K_ALIGN: usize = 32;
+
+/// Bytes of packed weights per channel slice: they stay in L1 while the slice's tiles
+/// sweep the image.
+const SLICE_BYTES: usize = 20 << 10;
+
+/// The plan: a function of the shape only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct KvecPlan {
+    /// Output channels per group, padded to [`K_ALIGN`].
+    kg_pad: usize,
+    /// Width of the column-padded input rows (`w` when there is no column padding).
+    wp: usize,
+    /// Packed weights `[groups][kg_pad / kb][cg][r][s][kb]` (shared by all tasks).
+    a_len: usize,
+    /// Per slot: the column-padded image (0 when read in place), the position-major output.
+    pad_len: usize,
+    out_len: usize,
+    /// Images (tasks) in flight per wave.
+    pub(crate) slots: usize,
+}
+
+impl KvecPlan {
+    pub(crate) fn workspace_len(&self) -> usize {
+        self.a_len + self.slots * (self.pad_len + self.out_len)
+    }
+}
+
+/// The plan for `p`, if its native forward runs here: column stride 1 or 2, at least 32
+/// output channels per group filling blocks of 32 to seven eighths, a depth of at least 32
+/// (shallower products are bound by their output), not pointwise or depthwise.
+pub(crate) fn plan(p: &Conv2dParams) -> Result<Option<KvecPlan>, KernelError> {
+    let (cg, kg) = (p.c / p.groups, p.k / p.groups);
+    let kg_pad = kg.next_multiple_of(K_ALIGN);
+    let applies = !p.is_pointwise()
+        && !p.is_depthwise()
+        && p.oh > 0
+        && p.ow > 0
+        && p.stride.1 <= 2
+        && kg >= K_ALIGN
+        && 8 * kg >= 7 * kg_pad
+        && cg * p.r * p.s >= 32;
+    if !applies {
+        return Ok(None);
+    }
+    let wp = p.w + p.pad.2 + p.pad.3;
+    let a_len = checked_product("workspace", &[p.groups, kg_pad, cg, p.r, p.s])?;
+    let pad_len = if wp == p.w {
+        0
+    } else {
+        checked_product("workspace", &[p.c, p.h, wp])?
+    };
+    let out_len = checked_product("workspace", &[p.oh, p.ow, p.groups, kg_pad])?;
+    let slot = checked_sum("workspace", &[pad_len, out_len])?;
+    let slots = (WS_BUDGET.saturating_sub(a_len) / slot.max(1)).clamp(1, MAX_SLOTS.min(p.n.max(1)));
+    checked_sum(
+        "workspace",
+        &[a_len, checked_product("workspace", &[slots, slot])?],
+    )?;
+    Ok(Some(KvecPlan {
+        kg_pad,
+        wp,
+        a_len,
+        pad_len,
+        out_len,
+        slots,
+    }))
+}
+
+/// Vectors of output channels per tile and most positions per tile, for `lanes`-wide
+/// vectors: `P * KV` accumulators and `KV` weight vectors in the registers (AVX-512: 28 +
+/// 2 of 32 zmm; AVX2: 12 + 2 of 16 ymm).
+fn tile_shape(lanes: usize) -> (usize, usize) {
+    match lanes {
+        16 => (2, 14),
+        _ => (2, 6),
+    }
+}
+
+/// Forward pass: `y = conv(x, w) + bias`.
+pub(crate) fn forward(
+    p: &Conv2dParams,
+    kp: &KvecPlan,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    ws: &mut [f32],
+) {
+    let isa = Isa::active();
+    let (a, slots) = ws.split_at_mut(kp.a_len);
+    dispatch(isa, PackWeights { p, kp, w, a });
+    let a = &*a;
+    let (chw, kohw) = (p.c * p.h * p.w, p.k * p.oh * p.ow);
+    let slot_len = kp.pad_len + kp.out_len;
+    for (yw, xw) in y.chunks_mut(kp.slots * kohw).zip(x.chunks(kp.slots * chw)) {
+        yw.par_chunks_mut(kohw)
+            .zip(xw.par_chunks(chw))
+            .zip(slots.par_chunks_mut(slot_len))
+            .for_each(|((yi, xi), slot)| {
+                let (pad, out) = slot.split_at_mut(kp.pad_len);
+                let src = pad_columns(p, kp, xi, pad);
+                dispatch(
+                    isa,
+                    Image {
+                        p,
+                        kp,
+                        a,
+                        src,
+                        out: &mut out[..kp.out_len],
+                    },
+                );
+                dispatch(
+                    isa,
+                    ToPlanes {
+                        p,
+                        kp,
+                        out,
+                        bias,
+                        y: yi,
+                    },
+                );
+            });
+    }
+}
+
+/// The image with its columns zero-padded (`[c][h][wp]`), or the image itself.
+fn pad_columns<'a>(p: &Conv2dParams, kp: &KvecPlan, x: &'a [f32], pad: &'a mut [f32]) -> &'a [f32] {
+    if kp.pad_len == 0 {
+        return x;
+    }
+    let (pl, w) = (p.pad.2, p.w);
+    for (row, dst) in x.chunks_exact(w).zip(pad.chunks_exact_mut(kp.wp)) {
+        dst[..pl].fill(0.0);
+        dst[pl..pl + w].copy_from_slice(row);
+        dst[pl + w..].fill(0.0);
+    }
+    pad
+}
+
+/// Packs the weights `[k][cg][r][s]` into `[group][block][cg][r][s][kb]`, channels past `kg`
+/// zero (`kb = KV * LANES` of the ISA).
+struct PackWeights<'a> {
+    p: &'a Conv2dParams,
+    kp: &'a KvecPlan,
+    w: &'a [f32],
+    a: &'a mut [f32],
+}
+
+impl SimdFn<f32> for PackWeights<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        let (p, kp) = (self.p, self.kp);
+        let kb = tile_shape(V::LANES).0 * V::LANES;
+        let (cg, kg, rs) = (p.c / p.groups, p.k / p.groups, p.r * p.s);
+        let block = cg * rs * kb;
+        for (gb, dst) in self.a.chunks_exact_mut(block).enumerate() {
+            let per = kp.kg_pad / kb;
+            let (g, k0) = (gb / per, gb % per * kb);
+            for (jt, v) in dst.chunks_exact_mut(kb).enumerate() {
+                for (i, v) in v.iter_mut().enumerate() {
+                    let kk = k0 + i;
+                    *v = if kk < kg {
+                        self.w[((g * kg + kk) * cg) * rs + jt]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// One image's tiles: every group, channel block, channel slice, output row and position
+/// chunk.
+struct Image<'a> {
+    p: &'a Conv2dParams,
+    kp: &'a KvecPlan,
+    a: &'a [f32],
+    /// The (column-padded) image `[c][h][wp]`.
+    src: &'a [f32],
+    /// Position-major output `[oh * ow][groups * kg_pad]`.
+    out: &'a mut [f32],
+}
+
+impl SimdFn<f32> for Image<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        match (V::LANES, self.p.stride.1) {
+            (16, 1) => self.run::<V, 2, 14, 1>(),
+            (16, _) => self.run::<V, 2, 14, 2>(),
+            (_, 1) => self.run::<V, 2, 6, 1>(),
+            (_, _) => self.run::<V, 2, 6, 2>(),
+        }
+    }
+}
+
+impl Image<'_> {
+    #[inline(always)]
+    fn run<V: Vector<Elem = f32>, const KV: usize, const PMAX: usize, const SW: usize>(self) {
+        let (p, kp) = (self.p, self.kp);
+        let kb = KV * V::LANES;
+        let (cg, rs, s) = (p.c / p.groups, p.r * p.s, p.s);
+        let (h, wp, ow) = (p.h, kp.wp, p.ow);
+        let kout = p.groups * kp.kg_pad;
+        let blocks = kp.kg_pad / kb;
+        let rows = Axis {
+            dir: Dir::Forward,
+            stride: p.stride.0,
+            pad: p.pad.0,
+            dilation: p.dilation.0,
+            taps: p.r,
+            len: h,
+        };
+        // The reads and writes below stay inside these (see the SAFETY note).
+        assert_eq!(self.a.len(), p.groups * blocks * cg * rs * kb);
+        assert_eq!(self.src.len(), p.c * h * wp);
+        assert_eq!(self.out.len(), p.oh * ow * kout);
+        assert!(SW == p.stride.1 && (ow - 1) * SW + (s - 1) * p.dilation.1 < wp);
+        let slice = (SLICE_BYTES / (rs * kb * 4)).clamp(1, cg);
+        let slice = cg.div_ceil(cg.div_ceil(slice));
+        let chunks = ow.div_ceil(PMAX);
+        let (a_ptr, x_ptr, o_ptr) = (self.a.as_ptr(), self.src.as_ptr(), self.out.as_mut_ptr());
+        for g in 0..p.groups {
+            for b in 0..blocks {
+                for c0 in (0..cg).step_by(slice) {
+                    let chans = slice.min(cg - c0);
+                    let a0 = ((g * blocks + b) * cg + c0) * rs * kb;
+                    let x0 = (g * cg + c0) * h * wp;
+                    for oh in 0..p.oh {
+                        let wr = rows.walk(oh);
+                        let chans = if wr.count == 0 { 0 } else { chans };
+                        let mut ow0 = 0;
+                        for chunk in 0..chunks {
+                            // Near-equal chunks of at most PMAX positions.
+                            let np = ow / chunks + usize::from(chunk < ow % chunks);
+                            let t = TileArgs {
+                                a: a_ptr.wrapping_add(a0 + wr.t0 * s * kb),
+                                x: x_ptr.wrapping_add(x0 + wr.i0 * wp + ow0 * SW),
+                                chans,
+                                chan: (rs * kb, h * wp),
+                                row_walk: (wr.count, wr.t_step * s * kb, wr.i_step * wp as isize),
+                                col: (s, kb, p.dilation.1),
+                                out: o_ptr
+                                    .wrapping_add((oh * ow + ow0) * kout + g * kp.kg_pad + b * kb),
+                                out_pos: kout,
+                                accumulate: c0 > 0,
+                            };
+                            // SAFETY: the row walk visits taps `< r` and input rows `< h`,
+                            // the columns `ow0 * SW + q * SW + v * dw <= (ow - 1) * SW + (s -
+                            // 1) * dw < wp` (asserted), channels `c0 + j < cg`: inside
+                            // group `g` of `src` and block `(g, b)` of `a`; the tile's
+                            // `np` positions by `kb` channels are inside `out`.
+                            unsafe { tile_n::<V, KV, SW>(np, &t) };
+                            ow0 += np;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where one tile reads and writes (see [`tile`]).
+struct TileArgs {
+    /// Packed weights of the first channel and first tap of the walk (`kb` per tap).
+    a: *const f32,
+    /// Input value of the first position at the first channel and tap.
+    x: *const f32,
+    chans: usize,
+    /// Distance between channels in `a` and `x`.
+    chan: (usize, usize),
+    /// The row walk: taps, step in `a`, step in `x`.
+    row_walk: (usize, usize, isize),
+    /// Column taps, their step in `a`, in `x`.
+    col: (usize, usize, usize),
+    /// Position `q`'s `kb` channels at `out + q * out_pos`.
+    out: *mut f32,
+    out_pos: usize,
+    accumulate: bool,
+}
+
+/// [`tile`] for `n` positions (`1 <= n <= 14`).
+///
+/// # Safety
+/// As [`tile`].
+#[inline(always)]
+unsafe fn tile_n<V: Vector<Elem = f32>, const KV: usize, const SW: usize>(n: usize, t: &TileArgs) {
+    macro_rules! by_n {
+        ($($n:literal)*) => {
+            match n {
+                // SAFETY: forwarded.
+                $($n => unsafe { tile::<V, KV, $n, SW>(t) },)*
+                _ => unreachable!("tiles hold 1 to 14 positions"),
+            }
+        };
+    }
+    by_n!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+}
+
+/// One register tile: `out[q][lane] (+)= sum over channels, row taps, column taps of
+/// a[lane] * x[q * SW]`, in that fixed order, for `P` positions and `KV` vectors of
+/// channels. Accumulating continues the sum through memory (same bits as one sweep).
+///
+/// # Safety
+/// Every `a + j * chan.0 + u * row_walk.1 + v * col.1 + lane` (`lane < KV * LANES`) and `x
+/// + j * chan.1 + u * row_walk.2 + v * col.2 + q * SW` (`q < P`) the loops reach is
+/// readable; `out + q * out_pos + lane` is readable and writable.
+#[inline(always)]
+unsafe fn tile<V: Vector<Elem = f32>, const KV: usize, const P: usize, const SW: usize>(
+    t: &TileArgs,
+) {
+    let ((a_chan, x_chan), (rc, ar, xr), (cc, ac, xc)) = (t.chan, t.row_walk, t.col);
+    let at = |q: usize, v: usize| t.out.wrapping_add(q * t.out_pos + v * V::LANES);
+    let mut acc = [[V::zero(); KV]; P];
+    if t.accumulate {
+        for (q, pos) in acc.iter_mut().enumerate() {
+            for (v, acc) in pos.iter_mut().enumerate() {
+                // SAFETY: inside the tile (the caller's contract).
+                *acc = unsafe { V::load(at(q, v)) };
+            }
+        }
+    }
+    for j in 0..t.chans {
+        let (aj, xj) = (t.a.wrapping_add(j * a_chan), t.x.wrapping_add(j * x_chan));
+        for u in 0..rc {
+            let mut ap = aj.wrapping_add(u * ar);
+            let mut xp = xj.wrapping_offset(u as isize * xr);
+            for _ in 0..cc {
+                // SAFETY: a tap the loops reach (the caller's contract).
+                let wv: [V; KV] = std::array::from_fn(|v| unsafe { V::load(ap.add(v * V::LANES)) });
+                for (q, pos) in acc.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    let xv = V::splat(unsafe { *xp.add(q * SW) });
+                    for (acc, wv) in pos.iter_mut().zip(&wv) {
+                        *acc = xv.mul_add(*wv, *acc);
+                    }
+                }
+                ap = ap.wrapping_add(ac);
+                xp = xp.wrapping_add(xc);
+            }
+        }
+    }
+    for (q, pos) in acc.iter().enumerate() {
+        for (v, acc) in pos.iter().enumerate() {
+            // SAFETY: inside the tile (the caller's contract).
+            unsafe { acc.store(at(q, v)) };
+        }
+    }
+}
+
+/// Transposes the position-major output into the image's planes, adding the bias.
+struct ToPlanes<'a> {
+    p: &'a Conv2dParams,
+    kp: &'a KvecPlan,
+    out: &'a [f32],
+    bias: Option<&'a [f32]>,
+    y: &'a mut [f32],
+}
+
+impl SimdFn<f32> for ToPlanes<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        let p = self.p;
+        let (ohw, kg) = (p.oh * p.ow, p.k / p.groups);
+        let kout = p.groups * self.kp.kg_pad;
+        for (k0, planes) in (0..p.k).step_by(8).zip(self.y.chunks_mut(8 * ohw)) {
+            let ks = planes.len() / ohw;
+            let col = |k: usize| (k / kg) * self.kp.kg_pad + k % kg;
+            let bias = |k: usize| self.bias.map_or(0.0, |b| b[k]);
+            let mut q = 0;
+            // 8 channels by 8 positions at a time where 8 channels lie in one group.
+            if ks == 8 && col(k0 + 7) == col(k0) + 7 {
+                let c0 = col(k0);
+                while q + 8 <= ohw {
+                    let rows = std::array::from_fn(|i| &self.out[(q + i) * kout + c0..][..8]);
+                    for (j, t) in transpose8x8::<V>(rows).iter().enumerate() {
+                        let bj = bias(k0 + j);
+                        let o = &mut planes[j * ohw + q..][..8];
+                        o.iter_mut().zip(t).for_each(|(o, &v)| *o = v + bj);
+                    }
+                    q += 8;
+                }
+            }
+            for j in 0..ks {
+                let (c, bj) = (col(k0 + j), bias(k0 + j));
+                for qq in q..ohw {
+                    planes[j * ohw + qq] = self.out[qq * kout + c] + bj;
+                }
+            }
+        }
+    }
+}
