@@ -20,7 +20,7 @@
 use super::blocked::{Axis, Dir};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use crate::error::{checked_product, checked_sum, KernelError};
-use crate::simd::{dispatch, transpose8x8, Isa, SimdFn, Vector};
+use crate::simd::{dispatch, in_vector_context, transpose8x8, Isa, SimdFn, Vector};
 use rayon::prelude::*;
 
 /// Output channels per group are padded to a multiple of this (the widest tile's `KV *
@@ -28,8 +28,12 @@ use rayon::prelude::*;
 const K_ALIGN: usize = 32;
 
 /// Bytes of packed weights per channel slice: they stay in L1 while the slice's tiles
-/// sweep the image.
+/// sweep a band.
 const SLICE_BYTES: usize = 20 << 10;
+
+/// Bytes of a band's position-major output: it stays in L2 while every slice adds to it,
+/// next to the band's input rows, and is transposed out while still there.
+const BAND_BYTES: usize = 128 << 10;
 
 /// The plan: a function of the shape only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,9 +42,13 @@ pub(crate) struct KvecPlan {
     kg_pad: usize,
     /// Width of the column-padded input rows (`w` when there is no column padding).
     wp: usize,
+    /// Output rows per band, and the most input rows a band reads.
+    band: usize,
+    band_in: usize,
     /// Packed weights `[groups][kg_pad / kb][cg][r][s][kb]` (shared by all tasks).
     a_len: usize,
-    /// Per slot: the column-padded image (0 when read in place), the position-major output.
+    /// Per slot: the band's column-padded input rows (0 when read in place), its
+    /// position-major output.
     pad_len: usize,
     out_len: usize,
     /// Images (tasks) in flight per wave.
@@ -71,13 +79,19 @@ pub(crate) fn plan(p: &Conv2dParams) -> Result<Option<KvecPlan>, KernelError> {
         return Ok(None);
     }
     let wp = p.w + p.pad.2 + p.pad.3;
-    let a_len = checked_product("workspace", &[p.groups, kg_pad, cg, p.r, p.s])?;
+    let kout = checked_product("workspace", &[p.groups, kg_pad])?;
+    let a_len = checked_product("workspace", &[kout, cg, p.r, p.s])?;
+    let row_bytes = checked_product("workspace", &[p.ow, kout, 4])?;
+    let band = (BAND_BYTES / row_bytes).clamp(1, p.oh);
+    let band = p.oh.div_ceil(p.oh.div_ceil(band));
+    // (`out_dim` checked that the kernel's extent fits the padded input.)
+    let band_in = ((band - 1) * p.stride.0 + (p.r - 1) * p.dilation.0 + 1).min(p.h);
     let pad_len = if wp == p.w {
         0
     } else {
-        checked_product("workspace", &[p.c, p.h, wp])?
+        checked_product("workspace", &[p.c, band_in, wp])?
     };
-    let out_len = checked_product("workspace", &[p.oh, p.ow, p.groups, kg_pad])?;
+    let out_len = checked_product("workspace", &[band, p.ow, kout])?;
     let slot = checked_sum("workspace", &[pad_len, out_len])?;
     let slots = (WS_BUDGET.saturating_sub(a_len) / slot.max(1)).clamp(1, MAX_SLOTS.min(p.n.max(1)));
     checked_sum(
@@ -87,6 +101,8 @@ pub(crate) fn plan(p: &Conv2dParams) -> Result<Option<KvecPlan>, KernelError> {
     Ok(Some(KvecPlan {
         kg_pad,
         wp,
+        band,
+        band_in,
         a_len,
         pad_len,
         out_len,
@@ -104,6 +120,16 @@ fn tile_shape(lanes: usize) -> (usize, usize) {
     }
 }
 
+/// Where the packed weights come from.
+#[derive(Clone, Copy)]
+enum Weights<'a> {
+    /// This convolution's `[k][c/groups][r][s]`.
+    Forward(&'a [f32]),
+    /// The weights of the convolution whose adjoint this is (`[c][k/groups][r][s]` in this
+    /// one's terms), read transposed per group and flipped.
+    Adjoint(&'a [f32]),
+}
+
 /// Forward pass: `y = conv(x, w) + bias`.
 pub(crate) fn forward(
     p: &Conv2dParams,
@@ -114,9 +140,34 @@ pub(crate) fn forward(
     y: &mut [f32],
     ws: &mut [f32],
 ) {
+    run(p, kp, x, Weights::Forward(w), bias, y, ws)
+}
+
+/// Backward-data of a stride-1 convolution as the forward pass of its adjoint `a` (see
+/// `Conv2dParams::adjoint`): `dx` from `dy` and the original weights `w`.
+pub(crate) fn backward_data(
+    a: &Conv2dParams,
+    kp: &KvecPlan,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    ws: &mut [f32],
+) {
+    run(a, kp, dy, Weights::Adjoint(w), None, dx, ws)
+}
+
+fn run(
+    p: &Conv2dParams,
+    kp: &KvecPlan,
+    x: &[f32],
+    w: Weights,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    ws: &mut [f32],
+) {
     let isa = Isa::active();
     let (a, slots) = ws.split_at_mut(kp.a_len);
-    dispatch(isa, PackWeights { p, kp, w, a });
+    pack_weights(isa, p, kp, w, a);
     let a = &*a;
     let (chw, kohw) = (p.c * p.h * p.w, p.k * p.oh * p.ow);
     let slot_len = kp.pad_len + kp.out_len;
@@ -126,92 +177,179 @@ pub(crate) fn forward(
             .zip(slots.par_chunks_mut(slot_len))
             .for_each(|((yi, xi), slot)| {
                 let (pad, out) = slot.split_at_mut(kp.pad_len);
-                let src = pad_columns(p, kp, xi, pad);
-                dispatch(
-                    isa,
-                    Image {
+                for oh0 in (0..p.oh).step_by(kp.band) {
+                    let band = (oh0, kp.band.min(p.oh - oh0));
+                    let out = &mut out[..band.1 * p.ow * p.groups * kp.kg_pad];
+                    let (src, row0) = band_rows(p, kp, band, xi, pad);
+                    let image = Band {
                         p,
                         kp,
                         a,
                         src,
-                        out: &mut out[..kp.out_len],
-                    },
-                );
-                dispatch(
-                    isa,
-                    ToPlanes {
-                        p,
-                        kp,
+                        row0,
+                        band,
                         out,
-                        bias,
-                        y: yi,
-                    },
-                );
+                    };
+                    dispatch(isa, image);
+                    let (q0, out) = (oh0 * p.ow, &*out);
+                    dispatch(
+                        isa,
+                        ToPlanes {
+                            p,
+                            kp,
+                            out,
+                            bias,
+                            q0,
+                            y: yi,
+                        },
+                    );
+                }
             });
     }
 }
 
-/// The image with its columns zero-padded (`[c][h][wp]`), or the image itself.
-fn pad_columns<'a>(p: &Conv2dParams, kp: &KvecPlan, x: &'a [f32], pad: &'a mut [f32]) -> &'a [f32] {
+/// The input rows the output rows `band = (oh0, rows)` read: the image itself with its
+/// first row 0, or those rows copied with their columns zero-padded (`[c][band_in][wp]`)
+/// and the first one's index.
+fn band_rows<'a>(
+    p: &Conv2dParams,
+    kp: &KvecPlan,
+    (oh0, rows): (usize, usize),
+    x: &'a [f32],
+    pad: &'a mut [f32],
+) -> (&'a [f32], usize) {
     if kp.pad_len == 0 {
-        return x;
+        return (x, 0);
     }
+    let (pt, sh, dh) = (p.pad.0, p.stride.0, p.dilation.0);
+    let lo = (oh0 * sh).saturating_sub(pt).min(p.h);
+    let hi = ((oh0 + rows - 1) * sh + (p.r - 1) * dh + 1)
+        .saturating_sub(pt)
+        .min(p.h);
     let (pl, w) = (p.pad.2, p.w);
-    for (row, dst) in x.chunks_exact(w).zip(pad.chunks_exact_mut(kp.wp)) {
-        dst[..pl].fill(0.0);
-        dst[pl..pl + w].copy_from_slice(row);
-        dst[pl + w..].fill(0.0);
-    }
-    pad
+    in_vector_context(true, || {
+        for (chan, dst) in x
+            .chunks_exact(p.h * w)
+            .zip(pad.chunks_exact_mut(kp.band_in * kp.wp))
+        {
+            let src = &chan[lo * w..hi * w];
+            for (row, dst) in src.chunks_exact(w).zip(dst.chunks_exact_mut(kp.wp)) {
+                dst[..pl].fill(0.0);
+                dst[pl..pl + w].copy_from_slice(row);
+                dst[pl + w..].fill(0.0);
+            }
+        }
+    });
+    (pad, lo)
 }
 
-/// Packs the weights `[k][cg][r][s]` into `[group][block][cg][r][s][kb]`, channels past `kg`
-/// zero (`kb = KV * LANES` of the ISA).
-struct PackWeights<'a> {
-    p: &'a Conv2dParams,
-    kp: &'a KvecPlan,
-    w: &'a [f32],
-    a: &'a mut [f32],
+/// Packs the weights into `[group][block][cg][r][s][kb]`, channels past `kg` zero (`kb =
+/// KV * LANES` of the ISA), blocks in parallel.
+fn pack_weights(isa: Isa, p: &Conv2dParams, kp: &KvecPlan, w: Weights, a: &mut [f32]) {
+    let kb = dispatch(isa, BlockWidth);
+    let (cg, kg, rs) = (p.c / p.groups, p.k / p.groups, p.r * p.s);
+    let per = kp.kg_pad / kb;
+    a.par_chunks_exact_mut(cg * rs * kb)
+        .enumerate()
+        .for_each(|(gb, dst)| {
+            let (g, k0) = (gb / per, gb % per * kb);
+            let lanes = kb.min(kg.saturating_sub(k0));
+            let block = PackBlock {
+                w,
+                first: g * kg + k0,
+                lanes,
+                crs: cg * rs,
+                dst,
+            };
+            match w {
+                Weights::Forward(_) => dispatch(isa, block),
+                Weights::Adjoint(w) => {
+                    for (jt, v) in block.dst.chunks_exact_mut(kb).enumerate() {
+                        let (j, t) = (jt / rs, jt % rs);
+                        for (i, v) in v.iter_mut().enumerate() {
+                            // Original weight [g * cg + j][k0 + i][rs - 1 - t].
+                            let at = ((g * cg + j) * kg + k0 + i) * rs + rs - 1 - t;
+                            *v = if i < lanes { w[at] } else { 0.0 };
+                        }
+                    }
+                }
+            }
+        });
 }
 
-impl SimdFn<f32> for PackWeights<'_> {
+/// One block of forward weights: `dst[jt][i] = w[first + i][jt]` (rows of `crs`) for `i <
+/// lanes`, zero past them; a transpose, by 8 x 8 blocks.
+struct PackBlock<'a> {
+    w: Weights<'a>,
+    first: usize,
+    lanes: usize,
+    crs: usize,
+    dst: &'a mut [f32],
+}
+
+impl SimdFn<f32> for PackBlock<'_> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
-        let (p, kp) = (self.p, self.kp);
-        let kb = tile_shape(V::LANES).0 * V::LANES;
-        let (cg, kg, rs) = (p.c / p.groups, p.k / p.groups, p.r * p.s);
-        let block = cg * rs * kb;
-        for (gb, dst) in self.a.chunks_exact_mut(block).enumerate() {
-            let per = kp.kg_pad / kb;
-            let (g, k0) = (gb / per, gb % per * kb);
-            for (jt, v) in dst.chunks_exact_mut(kb).enumerate() {
-                for (i, v) in v.iter_mut().enumerate() {
-                    let kk = k0 + i;
-                    *v = if kk < kg {
-                        self.w[((g * kg + kk) * cg) * rs + jt]
-                    } else {
-                        0.0
-                    };
+        let Weights::Forward(w) = self.w else {
+            unreachable!("adjoint weights are packed by element")
+        };
+        let (crs, lanes, dst) = (self.crs, self.lanes, self.dst);
+        let kb = dst.len() / crs.max(1);
+        let row = |i: usize| &w[(self.first + i) * crs..][..crs];
+        dst.fill(0.0);
+        let mut i0 = 0;
+        while i0 + 8 <= lanes {
+            let mut jt = 0;
+            while jt + 8 <= crs {
+                let t = transpose8x8::<V>(std::array::from_fn(|i| &row(i0 + i)[jt..]));
+                for (j, t) in t.iter().enumerate() {
+                    dst[(jt + j) * kb + i0..][..8].copy_from_slice(t);
                 }
+                jt += 8;
+            }
+            for i in i0..i0 + 8 {
+                for (j, &v) in row(i).iter().enumerate().skip(jt) {
+                    dst[j * kb + i] = v;
+                }
+            }
+            i0 += 8;
+        }
+        for i in i0..lanes {
+            for (j, &v) in row(i).iter().enumerate() {
+                dst[j * kb + i] = v;
             }
         }
     }
 }
 
-/// One image's tiles: every group, channel block, channel slice, output row and position
-/// chunk.
-struct Image<'a> {
+/// The channels per block of the active ISA's tile.
+struct BlockWidth;
+
+impl SimdFn<f32> for BlockWidth {
+    type Output = usize;
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) -> usize {
+        tile_shape(V::LANES).0 * V::LANES
+    }
+}
+
+/// One band of output rows of one image: every group, channel block, channel slice, row
+/// and position chunk.
+struct Band<'a> {
     p: &'a Conv2dParams,
     kp: &'a KvecPlan,
     a: &'a [f32],
-    /// The (column-padded) image `[c][h][wp]`.
+    /// Input rows `[c][rows][wp]` from row `row0` on.
     src: &'a [f32],
-    /// Position-major output `[oh * ow][groups * kg_pad]`.
+    row0: usize,
+    /// First output row, rows.
+    band: (usize, usize),
+    /// Position-major output `[rows * ow][groups * kg_pad]`.
     out: &'a mut [f32],
 }
 
-impl SimdFn<f32> for Image<'_> {
+impl SimdFn<f32> for Band<'_> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
@@ -224,27 +362,29 @@ impl SimdFn<f32> for Image<'_> {
     }
 }
 
-impl Image<'_> {
+impl Band<'_> {
     #[inline(always)]
     fn run<V: Vector<Elem = f32>, const KV: usize, const PMAX: usize, const SW: usize>(self) {
         let (p, kp) = (self.p, self.kp);
         let kb = KV * V::LANES;
         let (cg, rs, s) = (p.c / p.groups, p.r * p.s, p.s);
-        let (h, wp, ow) = (p.h, kp.wp, p.ow);
+        let (wp, ow) = (kp.wp, p.ow);
+        let src_rows = self.src.len() / (p.c * wp);
         let kout = p.groups * kp.kg_pad;
         let blocks = kp.kg_pad / kb;
-        let rows = Axis {
+        let (oh0, rows) = self.band;
+        let axis = Axis {
             dir: Dir::Forward,
             stride: p.stride.0,
             pad: p.pad.0,
             dilation: p.dilation.0,
             taps: p.r,
-            len: h,
+            len: p.h,
         };
         // The reads and writes below stay inside these (see the SAFETY note).
         assert_eq!(self.a.len(), p.groups * blocks * cg * rs * kb);
-        assert_eq!(self.src.len(), p.c * h * wp);
-        assert_eq!(self.out.len(), p.oh * ow * kout);
+        assert_eq!(self.src.len(), p.c * src_rows * wp);
+        assert_eq!(self.out.len(), rows * ow * kout);
         assert!(SW == p.stride.1 && (ow - 1) * SW + (s - 1) * p.dilation.1 < wp);
         let slice = (SLICE_BYTES / (rs * kb * 4)).clamp(1, cg);
         let slice = cg.div_ceil(cg.div_ceil(slice));
@@ -255,19 +395,21 @@ impl Image<'_> {
                 for c0 in (0..cg).step_by(slice) {
                     let chans = slice.min(cg - c0);
                     let a0 = ((g * blocks + b) * cg + c0) * rs * kb;
-                    let x0 = (g * cg + c0) * h * wp;
-                    for oh in 0..p.oh {
-                        let wr = rows.walk(oh);
+                    let x0 = (g * cg + c0) * src_rows * wp;
+                    for oh in 0..rows {
+                        let wr = axis.walk(oh0 + oh);
                         let chans = if wr.count == 0 { 0 } else { chans };
+                        // (Rows of a walk lie in the band's input rows.)
+                        let ir = wr.i0.wrapping_sub(self.row0);
                         let mut ow0 = 0;
                         for chunk in 0..chunks {
                             // Near-equal chunks of at most PMAX positions.
                             let np = ow / chunks + usize::from(chunk < ow % chunks);
                             let t = TileArgs {
                                 a: a_ptr.wrapping_add(a0 + wr.t0 * s * kb),
-                                x: x_ptr.wrapping_add(x0 + wr.i0 * wp + ow0 * SW),
+                                x: x_ptr.wrapping_add(x0 + ir.wrapping_mul(wp) + ow0 * SW),
                                 chans,
-                                chan: (rs * kb, h * wp),
+                                chan: (rs * kb, src_rows * wp),
                                 row_walk: (wr.count, wr.t_step * s * kb, wr.i_step * wp as isize),
                                 col: (s, kb, p.dilation.1),
                                 out: o_ptr
@@ -276,10 +418,12 @@ impl Image<'_> {
                                 accumulate: c0 > 0,
                             };
                             // SAFETY: the row walk visits taps `< r` and input rows `< h`,
-                            // the columns `ow0 * SW + q * SW + v * dw <= (ow - 1) * SW + (s -
-                            // 1) * dw < wp` (asserted), channels `c0 + j < cg`: inside
-                            // group `g` of `src` and block `(g, b)` of `a`; the tile's
-                            // `np` positions by `kb` channels are inside `out`.
+                            // all inside the band's rows `row0..row0 + src_rows` (the rows
+                            // `band_rows` copied, or the whole image); the columns `ow0 *
+                            // SW + q * SW + v * dw <= (ow - 1) * SW + (s - 1) * dw < wp`
+                            // (asserted); channels `c0 + j < cg`: inside group `g` of `src`
+                            // and block `(g, b)` of `a`. The tile's `np` positions by `kb`
+                            // channels are inside `out`.
                             unsafe { tile_n::<V, KV, SW>(np, &t) };
                             ow0 += np;
                         }
@@ -378,12 +522,14 @@ unsafe fn tile<V: Vector<Elem = f32>, const KV: usize, const P: usize, const SW:
     }
 }
 
-/// Transposes the position-major output into the image's planes, adding the bias.
+/// Transposes a band's position-major output into the image's planes (positions `q0..`),
+/// adding the bias.
 struct ToPlanes<'a> {
     p: &'a Conv2dParams,
     kp: &'a KvecPlan,
     out: &'a [f32],
     bias: Option<&'a [f32]>,
+    q0: usize,
     y: &'a mut [f32],
 }
 
@@ -394,19 +540,20 @@ impl SimdFn<f32> for ToPlanes<'_> {
         let p = self.p;
         let (ohw, kg) = (p.oh * p.ow, p.k / p.groups);
         let kout = p.groups * self.kp.kg_pad;
+        let n = self.out.len() / kout;
+        let col = |k: usize| (k / kg) * self.kp.kg_pad + k % kg;
+        let bias = |k: usize| self.bias.map_or(0.0, |b| b[k]);
         for (k0, planes) in (0..p.k).step_by(8).zip(self.y.chunks_mut(8 * ohw)) {
             let ks = planes.len() / ohw;
-            let col = |k: usize| (k / kg) * self.kp.kg_pad + k % kg;
-            let bias = |k: usize| self.bias.map_or(0.0, |b| b[k]);
             let mut q = 0;
-            // 8 channels by 8 positions at a time where 8 channels lie in one group.
+            // 8 channels by 8 positions at a time where the 8 channels lie in one group.
             if ks == 8 && col(k0 + 7) == col(k0) + 7 {
                 let c0 = col(k0);
-                while q + 8 <= ohw {
+                while q + 8 <= n {
                     let rows = std::array::from_fn(|i| &self.out[(q + i) * kout + c0..][..8]);
                     for (j, t) in transpose8x8::<V>(rows).iter().enumerate() {
                         let bj = bias(k0 + j);
-                        let o = &mut planes[j * ohw + q..][..8];
+                        let o = &mut planes[j * ohw + self.q0 + q..][..8];
                         o.iter_mut().zip(t).for_each(|(o, &v)| *o = v + bj);
                     }
                     q += 8;
@@ -414,8 +561,8 @@ impl SimdFn<f32> for ToPlanes<'_> {
             }
             for j in 0..ks {
                 let (c, bj) = (col(k0 + j), bias(k0 + j));
-                for qq in q..ohw {
-                    planes[j * ohw + qq] = self.out[qq * kout + c] + bj;
+                for qq in q..n {
+                    planes[j * ohw + self.q0 + qq] = self.out[qq * kout + c] + bj;
                 }
             }
         }

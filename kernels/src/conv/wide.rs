@@ -572,6 +572,10 @@ pub(crate) fn backward_data(
     dx: &mut [f32],
     ws: &mut [f32],
 ) -> Result<(), KernelError> {
+    if let Some(kp) = &a.plan.kvec {
+        super::kvec::backward_data(a, kp, dy, w, dx, ws);
+        return Ok(());
+    }
     let (wt, ws) = ws.split_at_mut(p.weight_len());
     let (cg, kg, rs) = (p.c / p.groups, p.k / p.groups, p.r * p.s);
     // wt[g*cg + ci][ko][tap] = w[g*kg + ko][ci][rs - 1 - tap], a reversed run of taps per
@@ -582,10 +586,6 @@ pub(crate) fn backward_data(
         for (d, &v) in dst.iter_mut().zip(src.iter().rev()) {
             *d = v;
         }
-    }
-    if let Some(kp) = &a.plan.kvec {
-        super::kvec::forward(a, kp, dy, wt, None, dx, ws);
-        return Ok(());
     }
     let wp = a.plan.wide.as_ref().expect("adjoint() checked the plan");
     forward(a, wp, dy, wt, None, dx, ws)
