@@ -1016,6 +1016,9 @@ fn large_planes_match_reference() {
         // whose backward-data runs there too (the adjoint's forward).
         Conv2dParams::builder(2, 40, 10, 31, 64, 3, 3).pad(1, 1),
         Conv2dParams::builder(2, 20, 9, 16, 32, 5, 5).pad(2, 2),
+        // Three bands of output rows, two images per weight-gradient task: the gradient
+        // tiles add band after band and image after image into one partial.
+        Conv2dParams::builder(6, 8, 40, 30, 64, 3, 3).pad(1, 1),
     ];
     for b in shapes {
         let p = b.build().unwrap();

@@ -35,29 +35,47 @@ const SLICE_BYTES: usize = 20 << 10;
 /// next to the band's input rows, and is transposed out while still there.
 const BAND_BYTES: usize = 128 << 10;
 
+/// Tasks of the backward-weight pass (batch permitting): enough to balance two or four
+/// threads; each adds its images into one partial gradient, and fewer partials are fewer
+/// to sum (summing one per image took 8% of resnet_s2's pass).
+const GRAD_TASKS: usize = 4;
+
 /// The plan: a function of the shape only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct KvecPlan {
     /// Output channels per group, padded to [`K_ALIGN`].
-    kg_pad: usize,
+    pub(super) kg_pad: usize,
     /// Width of the column-padded input rows (`w` when there is no column padding).
-    wp: usize,
+    pub(super) wp: usize,
     /// Output rows per band, and the most input rows a band reads.
-    band: usize,
-    band_in: usize,
+    pub(super) band: usize,
+    pub(super) band_in: usize,
     /// Packed weights `[groups][kg_pad / kb][cg][r][s][kb]` (shared by all tasks).
-    a_len: usize,
+    pub(super) a_len: usize,
     /// Per slot: the band's column-padded input rows (0 when read in place), its
     /// position-major output.
-    pad_len: usize,
-    out_len: usize,
+    pub(super) pad_len: usize,
+    pub(super) out_len: usize,
     /// Images (tasks) in flight per wave.
     pub(crate) slots: usize,
+    /// Backward-weight: images per task (each task sums its own partial gradient), and
+    /// tasks in flight per wave.
+    pub(super) grad_ipt: usize,
+    pub(crate) grad_slots: usize,
 }
 
 impl KvecPlan {
+    /// Workspace of either pass: the packed weights (forward) or the summed partial
+    /// gradients (backward-weight), then the slots.
     pub(crate) fn workspace_len(&self) -> usize {
-        self.a_len + self.slots * (self.pad_len + self.out_len)
+        self.a_len + self.slots.max(self.grad_slots) * self.grad_slot_len()
+    }
+
+    /// Elements of a backward-weight slot: a partial gradient as large as the packed
+    /// weights, then a forward slot (padded rows; the band's transposed `dy`, shaped like
+    /// the forward's output block).
+    pub(super) fn grad_slot_len(&self) -> usize {
+        self.a_len + self.pad_len + self.out_len
     }
 }
 
@@ -92,11 +110,19 @@ pub(crate) fn plan(p: &Conv2dParams) -> Result<Option<KvecPlan>, KernelError> {
         checked_product("workspace", &[p.c, band_in, wp])?
     };
     let out_len = checked_product("workspace", &[band, p.ow, kout])?;
-    let slot = checked_sum("workspace", &[pad_len, out_len])?;
-    let slots = (WS_BUDGET.saturating_sub(a_len) / slot.max(1)).clamp(1, MAX_SLOTS.min(p.n.max(1)));
+    let slot = checked_sum("workspace", &[a_len, pad_len, out_len])?;
+    let fit = WS_BUDGET.saturating_sub(a_len) / slot.max(1);
+    let n = p.n.max(1);
+    let slots = fit.clamp(1, MAX_SLOTS.min(n));
+    // Backward-weight: GRAD_TASKS tasks (batch permitting), so that few partials are summed.
+    let grad_ipt = n.div_ceil(GRAD_TASKS.min(n));
+    let grad_slots = fit.clamp(1, MAX_SLOTS.min(n.div_ceil(grad_ipt)));
     checked_sum(
         "workspace",
-        &[a_len, checked_product("workspace", &[slots, slot])?],
+        &[
+            a_len,
+            checked_product("workspace", &[slots.max(grad_slots), slot])?,
+        ],
     )?;
     Ok(Some(KvecPlan {
         kg_pad,
@@ -107,13 +133,15 @@ pub(crate) fn plan(p: &Conv2dParams) -> Result<Option<KvecPlan>, KernelError> {
         pad_len,
         out_len,
         slots,
+        grad_ipt,
+        grad_slots,
     }))
 }
 
 /// Vectors of output channels per tile and most positions per tile, for `lanes`-wide
 /// vectors: `P * KV` accumulators and `KV` weight vectors in the registers (AVX-512: 28 +
 /// 2 of 32 zmm; AVX2: 12 + 2 of 16 ymm).
-fn tile_shape(lanes: usize) -> (usize, usize) {
+pub(super) fn tile_shape(lanes: usize) -> (usize, usize) {
     match lanes {
         16 => (2, 14),
         _ => (2, 6),
@@ -211,7 +239,7 @@ fn run(
 /// The input rows the output rows `band = (oh0, rows)` read: the image itself with its
 /// first row 0, or those rows copied with their columns zero-padded (`[c][band_in][wp]`)
 /// and the first one's index.
-fn band_rows<'a>(
+pub(super) fn band_rows<'a>(
     p: &Conv2dParams,
     kp: &KvecPlan,
     (oh0, rows): (usize, usize),
@@ -246,7 +274,7 @@ fn band_rows<'a>(
 /// Packs the weights into `[group][block][cg][r][s][kb]`, channels past `kg` zero (`kb =
 /// KV * LANES` of the ISA), blocks in parallel.
 fn pack_weights(isa: Isa, p: &Conv2dParams, kp: &KvecPlan, w: Weights, a: &mut [f32]) {
-    let kb = dispatch(isa, BlockWidth);
+    let kb = block_width(isa);
     let (cg, kg, rs) = (p.c / p.groups, p.k / p.groups, p.r * p.s);
     let per = kp.kg_pad / kb;
     a.par_chunks_exact_mut(cg * rs * kb)
@@ -254,17 +282,24 @@ fn pack_weights(isa: Isa, p: &Conv2dParams, kp: &KvecPlan, w: Weights, a: &mut [
         .for_each(|(gb, dst)| {
             let (g, k0) = (gb / per, gb % per * kb);
             let lanes = kb.min(kg.saturating_sub(k0));
-            let block = PackBlock {
-                w,
-                first: g * kg + k0,
-                lanes,
-                crs: cg * rs,
-                dst,
-            };
+            let crs = cg * rs;
             match w {
-                Weights::Forward(_) => dispatch(isa, block),
+                Weights::Forward(w) => {
+                    dst.fill(0.0);
+                    dispatch(
+                        isa,
+                        Transpose {
+                            src: &w[(g * kg + k0) * crs..],
+                            src_row: crs,
+                            rows: lanes,
+                            cols: crs,
+                            dst,
+                            dst_row: kb,
+                        },
+                    );
+                }
                 Weights::Adjoint(w) => {
-                    for (jt, v) in block.dst.chunks_exact_mut(kb).enumerate() {
+                    for (jt, v) in dst.chunks_exact_mut(kb).enumerate() {
                         let (j, t) = (jt / rs, jt % rs);
                         for (i, v) in v.iter_mut().enumerate() {
                             // Original weight [g * cg + j][k0 + i][rs - 1 - t].
@@ -277,60 +312,59 @@ fn pack_weights(isa: Isa, p: &Conv2dParams, kp: &KvecPlan, w: Weights, a: &mut [
         });
 }
 
-/// One block of forward weights: `dst[jt][i] = w[first + i][jt]` (rows of `crs`) for `i <
-/// lanes`, zero past them; a transpose, by 8 x 8 blocks.
-struct PackBlock<'a> {
-    w: Weights<'a>,
-    first: usize,
-    lanes: usize,
-    crs: usize,
-    dst: &'a mut [f32],
+/// The channels per block of `isa`'s tile.
+pub(super) fn block_width(isa: Isa) -> usize {
+    struct BlockWidth;
+    impl SimdFn<f32> for BlockWidth {
+        type Output = usize;
+        #[inline(always)]
+        fn call<V: Vector<Elem = f32>>(self) -> usize {
+            tile_shape(V::LANES).0 * V::LANES
+        }
+    }
+    dispatch(isa, BlockWidth)
 }
 
-impl SimdFn<f32> for PackBlock<'_> {
+/// `dst[j * dst_row + i] = src[i * src_row + j]` for `i < rows`, `j < cols`: by 8 x 8
+/// blocks, scalar at the edges. (Weights into and out of the packed layout, `dy` into
+/// positions by channels.)
+pub(super) struct Transpose<'a> {
+    pub(super) src: &'a [f32],
+    pub(super) src_row: usize,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) dst: &'a mut [f32],
+    pub(super) dst_row: usize,
+}
+
+impl SimdFn<f32> for Transpose<'_> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
-        let Weights::Forward(w) = self.w else {
-            unreachable!("adjoint weights are packed by element")
-        };
-        let (crs, lanes, dst) = (self.crs, self.lanes, self.dst);
-        let kb = dst.len() / crs.max(1);
-        let row = |i: usize| &w[(self.first + i) * crs..][..crs];
-        dst.fill(0.0);
+        let (src, sr, dst, dr) = (self.src, self.src_row, self.dst, self.dst_row);
+        let (rows, cols) = (self.rows, self.cols);
         let mut i0 = 0;
-        while i0 + 8 <= lanes {
-            let mut jt = 0;
-            while jt + 8 <= crs {
-                let t = transpose8x8::<V>(std::array::from_fn(|i| &row(i0 + i)[jt..]));
+        while i0 + 8 <= rows {
+            let mut j0 = 0;
+            while j0 + 8 <= cols {
+                let t = transpose8x8::<V>(std::array::from_fn(|i| &src[(i0 + i) * sr + j0..][..8]));
                 for (j, t) in t.iter().enumerate() {
-                    dst[(jt + j) * kb + i0..][..8].copy_from_slice(t);
+                    dst[(j0 + j) * dr + i0..][..8].copy_from_slice(t);
                 }
-                jt += 8;
+                j0 += 8;
             }
             for i in i0..i0 + 8 {
-                for (j, &v) in row(i).iter().enumerate().skip(jt) {
-                    dst[j * kb + i] = v;
+                for j in j0..cols {
+                    dst[j * dr + i] = src[i * sr + j];
                 }
             }
             i0 += 8;
         }
-        for i in i0..lanes {
-            for (j, &v) in row(i).iter().enumerate() {
-                dst[j * kb + i] = v;
+        for i in i0..rows {
+            for j in 0..cols {
+                dst[j * dr + i] = src[i * sr + j];
             }
         }
-    }
-}
-
-/// The channels per block of the active ISA's tile.
-struct BlockWidth;
-
-impl SimdFn<f32> for BlockWidth {
-    type Output = usize;
-    #[inline(always)]
-    fn call<V: Vector<Elem = f32>>(self) -> usize {
-        tile_shape(V::LANES).0 * V::LANES
     }
 }
 

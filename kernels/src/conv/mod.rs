@@ -54,6 +54,7 @@ mod direct;
 mod gemm_path;
 mod im2col;
 mod kvec;
+mod kvec_grad;
 mod params;
 mod phases;
 pub mod reference;
@@ -211,6 +212,10 @@ pub fn conv2d_backward_weight(
     if backend == Backend::Native && p.n > 0 && !p.is_depthwise() {
         if shallow::applies(p) {
             shallow::backward_weight(p, x, dy, dw, dbias);
+            return Ok(());
+        }
+        if let Some(kp) = p.plan.kvec.as_ref().filter(|_| p.dilation.1 == 1) {
+            kvec_grad::backward_weight(p, kp, x, dy, dw, dbias, ws);
             return Ok(());
         }
         if let Some(wp) = &p.plan.wide {

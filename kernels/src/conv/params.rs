@@ -367,6 +367,7 @@ impl Conv2dParams {
         }
         if let Some(b) = &mut self.plan.kvec {
             cap(&mut b.slots, 1);
+            cap(&mut b.grad_slots, b.grad_ipt);
         }
         self
     }
