@@ -13,22 +13,30 @@ use nnkern_kernels::KernelError;
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
     // One input in four is a batch of 16 to 20 with 14 or 16 channels per group, shapes the
-    // native batch-blocked path (`conv/blocked.rs`) takes (small planes, to fit `CAP`).
-    let blocked = inp.byte() % 4 == 0;
+    // native batch-blocked path (`conv/blocked.rs`) takes (small planes, to fit `CAP`); one
+    // in four has 28 or 32 output channels per group and enough input channels for a depth
+    // of 32 at 3x3, shapes the direct paths with output channels in the vector lanes take
+    // (`conv/kvec.rs`, `conv/kvec_grad.rs`).
+    let mode = inp.byte() % 4;
+    let (blocked, kvec) = (mode == 0, mode == 1);
     let (n, groups) = if blocked {
         (inp.dim(4).saturating_add(16), inp.dim1(2))
     } else {
-        (inp.dim(3), inp.dim1(3))
+        (inp.dim(3), inp.dim1(if kvec { 2 } else { 3 }))
     };
-    let channels = |inp: &mut Input| {
+    let channels = |inp: &mut Input, out: bool| {
         let per_group = if blocked {
             [14, 16][inp.byte() as usize % 2]
+        } else if kvec && out {
+            [28, 32][inp.byte() as usize % 2]
+        } else if kvec {
+            inp.dim(3).saturating_add(4)
         } else {
             inp.dim1(3)
         };
         groups.saturating_mul(per_group)
     };
-    let (c, k) = (channels(&mut inp), channels(&mut inp));
+    let (c, k) = (channels(&mut inp, false), channels(&mut inp, true));
     let (c, k) = if inp.byte() == 255 {
         (c.wrapping_add(1), k)
     } else {

@@ -162,18 +162,25 @@ impl SimdFn<f32> for Band<'_> {
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
         let pmax = tile_shape(V::LANES).1;
-        match (pmax, self.p.stride.1) {
-            (14, 1) => self.run::<V, 2, 1>(14),
-            (14, _) => self.run::<V, 2, 2>(14),
-            (_, 1) => self.run::<V, 1, 1>(pmax),
-            (_, _) => self.run::<V, 1, 2>(pmax),
+        match (pmax == 14, self.p.stride.1, self.p.dilation.1) {
+            (true, 1, 1) => self.run::<V, 2, 1, 1>(14),
+            (true, 1, _) => self.run::<V, 2, 1, 2>(14),
+            (true, _, 1) => self.run::<V, 2, 2, 1>(14),
+            (true, _, _) => self.run::<V, 2, 2, 2>(14),
+            (false, 1, 1) => self.run::<V, 1, 1, 1>(pmax),
+            (false, 1, _) => self.run::<V, 1, 1, 2>(pmax),
+            (false, _, 1) => self.run::<V, 1, 2, 1>(pmax),
+            (false, _, _) => self.run::<V, 1, 2, 2>(pmax),
         }
     }
 }
 
 impl Band<'_> {
     #[inline(always)]
-    fn run<V: Vector<Elem = f32>, const KV: usize, const SW: usize>(self, pmax: usize) {
+    fn run<V: Vector<Elem = f32>, const KV: usize, const SW: usize, const DW: usize>(
+        self,
+        pmax: usize,
+    ) {
         let (p, kp) = (self.p, self.kp);
         // Channels per block of the partial's layout; a tile covers `tv` of them.
         let kb = tile_shape(V::LANES).0 * V::LANES;
@@ -188,7 +195,7 @@ impl Band<'_> {
         assert_eq!(self.part.len(), p.groups * blocks * cg * rs * kb);
         assert_eq!(self.src.len(), p.c * src_rows * wp);
         assert_eq!(self.dyt.len(), rows * ow * kout);
-        assert!(SW == p.stride.1 && p.dilation.1 == 1 && (ow - 1) * SW + s - 1 < wp);
+        assert!(SW == p.stride.1 && DW == p.dilation.1 && (ow - 1) * SW + (s - 1) * DW < wp);
         // Taps per tile: runs of `sn` column taps (at most 7) of `ci_n` channels.
         let sn = s.min(7).min(pmax);
         let ci_n = (pmax / sn).max(1);
@@ -225,8 +232,9 @@ impl Band<'_> {
                         {
                             let sl = sn.min(s - s0);
                             let t = GradArgs {
-                                x: src
-                                    .wrapping_add((g * cg + c0) * chan + ir.wrapping_mul(wp) + s0),
+                                x: src.wrapping_add(
+                                    (g * cg + c0) * chan + ir.wrapping_mul(wp) + s0 * DW,
+                                ),
                                 chan,
                                 x_row: p.stride.0 * wp,
                                 dy: dyt.wrapping_add(lo * ow * kout + g * kp.kg_pad + b * kb + h),
@@ -242,11 +250,11 @@ impl Band<'_> {
                             };
                             // SAFETY: rows `lo..hi` of the band read input rows inside the
                             // image (`inside`), hence inside the band's rows (`band_rows`);
-                            // columns `q * SW + s0 + v < wp` (asserted; dilation 1), channels
+                            // columns `q * SW + (s0 + v) * DW < wp` (asserted), channels
                             // `c0 + j < cg` of group `g`; `dy` rows `lo..hi` of the band,
                             // channels of block `b`; the partial's taps `(c0 + j, r, s0 +
                             // v)` of block `(g, b)`: all inside the lengths asserted above.
-                            unsafe { grad_tile_n::<V, KV, SW>((cn, sl), &t) };
+                            unsafe { grad_tile_n::<V, KV, SW, DW>((cn, sl), &t) };
                         }
                     }
                 }
@@ -258,7 +266,7 @@ impl Band<'_> {
 /// Where one gradient tile reads and writes (see [`grad_tile`]).
 struct GradArgs {
     /// Input value of the first channel's first tap at the first position; channels `chan`
-    /// apart, column taps adjacent (dilation 1).
+    /// apart, column taps `DW` apart.
     x: *const f32,
     chan: usize,
     /// From one output row to the next, in the input.
@@ -283,7 +291,7 @@ struct GradArgs {
 /// # Safety
 /// As [`grad_tile`].
 #[inline(always)]
-unsafe fn grad_tile_n<V: Vector<Elem = f32>, const KV: usize, const SW: usize>(
+unsafe fn grad_tile_n<V: Vector<Elem = f32>, const KV: usize, const SW: usize, const DW: usize>(
     (ci, s): (usize, usize),
     t: &GradArgs,
 ) {
@@ -291,7 +299,7 @@ unsafe fn grad_tile_n<V: Vector<Elem = f32>, const KV: usize, const SW: usize>(
         ($(($c:literal, $s:literal))*) => {
             match (ci, s) {
                 // SAFETY: forwarded.
-                $(($c, $s) => unsafe { grad_tile::<V, KV, $c, $s, SW>(t) },)*
+                $(($c, $s) => unsafe { grad_tile::<V, KV, $c, $s, SW, DW>(t) },)*
                 _ => unreachable!("no gradient tile of {ci} x {s} taps"),
             }
         };
@@ -306,12 +314,13 @@ unsafe fn grad_tile_n<V: Vector<Elem = f32>, const KV: usize, const SW: usize>(
 }
 
 /// One register tile: `part[j][v][lane] (+)= sum over rows and positions q of dy[q][lane] *
-/// x[j][q * SW + v]`, positions in order, for `CI` channels by `S` column taps and `KV`
+/// x[j][q * SW + v * DW]`, positions in order, for `CI` channels by `S` column taps and `KV`
 /// vectors of output channels.
 ///
 /// # Safety
 /// For every row `u < rows` and position `q < ow`: `dy + (u * ow + q) * dy_pos + lane`
-/// (`lane < KV * LANES`) and `x + j * chan + u * x_row + q * SW + v` (`j < CI`, `v < S`)
+/// (`lane < KV * LANES`) and `x + j * chan + u * x_row + q * SW + v * DW` (`j < CI`, `v <
+/// S`)
 /// are readable; `part + j * part_chan + v * part_tap + lane` is readable and writable.
 #[inline(always)]
 unsafe fn grad_tile<
@@ -320,6 +329,7 @@ unsafe fn grad_tile<
     const CI: usize,
     const S: usize,
     const SW: usize,
+    const DW: usize,
 >(
     t: &GradArgs,
 ) {
@@ -348,7 +358,7 @@ unsafe fn grad_tile<
             for (chan, xp) in acc.iter_mut().zip(&mut xp) {
                 for (v, tap) in chan.iter_mut().enumerate() {
                     // SAFETY: as above.
-                    let xv = V::splat(unsafe { *xp.add(v) });
+                    let xv = V::splat(unsafe { *xp.add(v * DW) });
                     for (acc, dv) in tap.iter_mut().zip(&dv) {
                         *acc = xv.mul_add(*dv, *acc);
                     }

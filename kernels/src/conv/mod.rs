@@ -22,7 +22,12 @@
 //! Backends:
 //! * `Native`: batches of 16 or more images run forward and backward-data as a direct
 //!   convolution with 16 images in the vector lanes (`blocked.rs`: no im2col, no packing, no
-//!   col2im) when the output channels fill its register tiles. Otherwise the native GEMM,
+//!   col2im) when the output channels fill its register tiles. Where the output channels
+//!   fill blocks of 32 per group (column stride 1 or 2), forward runs a direct convolution
+//!   with output channels in the vector lanes and inputs broadcast from the image
+//!   (`kvec.rs`: no junk columns, no packing, no phase split), and so do the stride-1
+//!   "same" backward-data (as the adjoint's forward) and the weight gradient (column
+//!   dilation 1; `kvec_grad.rs`). Otherwise the native GEMM,
 //!   images of a chunk in parallel (rayon, caller's pool). Forward
 //!   and backward-weight use implicit im2col (`wide.rs`): the GEMM packs its operand straight
 //!   from the (padded, phase-split) image through a row table, so no column matrix is built;
@@ -214,7 +219,7 @@ pub fn conv2d_backward_weight(
             shallow::backward_weight(p, x, dy, dw, dbias);
             return Ok(());
         }
-        if let Some(kp) = p.plan.kvec.as_ref().filter(|_| p.dilation.1 == 1) {
+        if let Some(kp) = p.plan.kvec.as_ref().filter(|_| p.dilation.1 <= 2) {
             kvec_grad::backward_weight(p, kp, x, dy, dw, dbias, ws);
             return Ok(());
         }
