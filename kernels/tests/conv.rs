@@ -236,7 +236,7 @@ proptest! {
 /// remainders, several waves; stride-1 "same" shapes also run backward-data through it.
 fn kvec_params() -> impl Strategy<Value = Conv2dParams> {
     (
-        (1usize..4, 4usize..9, 0usize..3, 1usize..3, 1usize..4),
+        (4usize..7, 4usize..9, 0usize..3, 1usize..3, 1usize..5),
         (1usize..10, 1usize..36, 1usize..4, 1usize..4),
         (1usize..3, 1usize..4, 1usize..3, 1usize..3),
         (0usize..3, 0usize..3, 0usize..3, 0usize..3),
@@ -898,7 +898,7 @@ fn bitwise_identical_across_thread_counts() {
             .build()
             .unwrap()
             .with_max_chunk(2),
-        Conv2dParams::builder(3, 16, 11, 30, 128, 3, 3)
+        Conv2dParams::builder(4, 16, 11, 30, 128, 3, 3)
             .stride(2, 2)
             .pad(1, 1)
             .groups(2)
@@ -1014,8 +1014,8 @@ fn large_planes_match_reference() {
         // Output channels in the vector lanes (`kvec.rs`) with several channel slices, each
         // continuing the tiles' sums: 3x3 forward with rows of three tiles; 5x5 "same",
         // whose backward-data runs there too (the adjoint's forward).
-        Conv2dParams::builder(2, 40, 10, 31, 64, 3, 3).pad(1, 1),
-        Conv2dParams::builder(2, 20, 9, 16, 32, 5, 5).pad(2, 2),
+        Conv2dParams::builder(4, 40, 10, 31, 64, 3, 3).pad(1, 1),
+        Conv2dParams::builder(4, 20, 9, 16, 32, 5, 5).pad(2, 2),
         // Three bands of output rows, two images per weight-gradient task: the gradient
         // tiles add band after band and image after image into one partial.
         Conv2dParams::builder(6, 8, 40, 30, 64, 3, 3).pad(1, 1),
