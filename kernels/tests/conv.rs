@@ -667,6 +667,12 @@ fn invalid_descriptors_name_their_argument() {
         assert_eq!(err_arg(e.clone()), arg, "{builder:?}: {e}");
         assert!(!e.to_string().is_empty());
     }
+    // Huge output channel counts: building may succeed or fail, never panic (fuzz find:
+    // rounding `k` up to whole vector blocks overflowed).
+    for n in [1, 4] {
+        let _ = Conv2dParams::builder(n, 1, 1, 1, usize::MAX, 1, 1).build();
+        let _ = Conv2dParams::builder(n, 4, 3, 3, usize::MAX - 3, 3, 3).build();
+    }
     // Kernel exactly as large as the padded input is fine.
     assert_eq!(
         b().pad(0, 0).dilation(3, 3).build().unwrap().output_shape(),

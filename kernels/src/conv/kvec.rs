@@ -26,7 +26,7 @@
 
 use super::blocked::{Axis, Dir};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
-use crate::error::{checked_product, checked_sum, KernelError};
+use crate::error::{checked_product, KernelError};
 use crate::simd::{dispatch, in_vector_context, transpose8x8, Isa, SimdFn, Vector};
 use rayon::prelude::*;
 
@@ -96,8 +96,13 @@ const MIN_IMAGES: usize = 4;
 /// seven eighths, a depth of at least 32 (shallower products are bound by their output),
 /// not pointwise or depthwise.
 pub(crate) fn plan(p: &Conv2dParams) -> Result<Option<KvecPlan>, KernelError> {
+    // An optional path: sizes that overflow simply leave the shape to the others.
+    Ok(sizes(p))
+}
+
+fn sizes(p: &Conv2dParams) -> Option<KvecPlan> {
     let (cg, kg) = (p.c / p.groups, p.k / p.groups);
-    let kg_pad = kg.next_multiple_of(K_ALIGN);
+    let kg_pad = kg.checked_next_multiple_of(K_ALIGN)?;
     let applies = p.n >= MIN_IMAGES
         && !p.is_pointwise()
         && !p.is_depthwise()
@@ -105,40 +110,38 @@ pub(crate) fn plan(p: &Conv2dParams) -> Result<Option<KvecPlan>, KernelError> {
         && p.ow > 0
         && p.stride.1 <= 2
         && kg >= K_ALIGN
-        && 8 * kg >= 7 * kg_pad
-        && cg * p.r * p.s >= 32;
+        && 8 * kg as u128 >= 7 * kg_pad as u128
+        && cg as u128 * p.r as u128 * p.s as u128 >= 32;
     if !applies {
-        return Ok(None);
+        return None;
     }
-    let wp = p.w + p.pad.2 + p.pad.3;
-    let kout = checked_product("workspace", &[p.groups, kg_pad])?;
-    let a_len = checked_product("workspace", &[kout, cg, p.r, p.s])?;
-    let row_bytes = checked_product("workspace", &[p.ow, kout, 4])?;
+    let size = |f: &[usize]| checked_product("", f).ok();
+    let wp = p.w.checked_add(p.pad.2)?.checked_add(p.pad.3)?;
+    let kout = size(&[p.groups, kg_pad])?;
+    let a_len = size(&[kout, cg, p.r, p.s])?;
+    let row_bytes = size(&[p.ow, kout, 4])?;
     let band = (BAND_BYTES / row_bytes).clamp(1, p.oh);
     let band = p.oh.div_ceil(p.oh.div_ceil(band));
-    // (`out_dim` checked that the kernel's extent fits the padded input.)
-    let band_in = ((band - 1) * p.stride.0 + (p.r - 1) * p.dilation.0 + 1).min(p.h);
+    let band_in = (band - 1)
+        .checked_mul(p.stride.0)?
+        .checked_add((p.r - 1).checked_mul(p.dilation.0)?)?
+        .checked_add(1)?
+        .min(p.h);
     let pad_len = if wp == p.w {
         0
     } else {
-        checked_product("workspace", &[p.c, band_in, wp])?
+        size(&[p.c, band_in, wp])?
     };
-    let out_len = checked_product("workspace", &[band, p.ow, kout])?;
-    let slot = checked_sum("workspace", &[a_len, pad_len, out_len])?;
+    let out_len = size(&[band, p.ow, kout])?;
+    let slot = a_len.checked_add(pad_len)?.checked_add(out_len)?;
     let fit = WS_BUDGET.saturating_sub(a_len) / slot.max(1);
     let n = p.n.max(1);
     let slots = fit.clamp(1, MAX_SLOTS.min(n));
     // Backward-weight: GRAD_TASKS tasks (batch permitting), so that few partials are summed.
     let grad_ipt = n.div_ceil(GRAD_TASKS.min(n));
     let grad_slots = fit.clamp(1, MAX_SLOTS.min(n.div_ceil(grad_ipt)));
-    checked_sum(
-        "workspace",
-        &[
-            a_len,
-            checked_product("workspace", &[slots.max(grad_slots), slot])?,
-        ],
-    )?;
-    Ok(Some(KvecPlan {
+    a_len.checked_add(slots.max(grad_slots).checked_mul(slot)?)?;
+    Some(KvecPlan {
         kg_pad,
         wp,
         band,
@@ -149,7 +152,7 @@ pub(crate) fn plan(p: &Conv2dParams) -> Result<Option<KvecPlan>, KernelError> {
         slots,
         grad_ipt,
         grad_slots,
-    }))
+    })
 }
 
 /// Vectors of output channels per tile and most positions per tile, for `lanes`-wide
