@@ -424,24 +424,19 @@ impl Band<'_> {
     fn run<V: Vector<Elem = f32>, const KV: usize, const SW: usize>(self, pmax: usize) {
         let (p, kp) = (self.p, self.kp);
         let kb = KV * V::LANES;
-        let (cg, rs, s) = (p.c / p.groups, p.r * p.s, p.s);
-        let (wp, ow) = (kp.wp, p.ow);
-        let src_rows = self.src.len() / (p.c * wp);
-        let kout = p.groups * kp.kg_pad;
-        let blocks = kp.kg_pad / kb;
         let (oh0, rows) = self.band;
-        let axis = Axis {
-            dir: Dir::Forward,
-            stride: p.stride.0,
-            pad: p.pad.0,
-            dilation: p.dilation.0,
-            taps: p.r,
-            len: p.h,
-        };
-        // The reads and writes below stay inside these (see the SAFETY note).
-        assert_eq!(self.a.len(), p.groups * blocks * cg * rs * kb);
-        assert_eq!(self.src.len(), p.c * src_rows * wp);
-        assert_eq!(self.out.len(), rows * ow * kout);
+        let lens = (self.a.len(), self.src.len(), self.out.len());
+        let Geometry {
+            cg,
+            rs,
+            s,
+            wp,
+            ow,
+            src_rows,
+            kout,
+            blocks,
+            axis,
+        } = Geometry::new(p, kp, kb, lens, rows);
         assert!(SW == p.stride.1 && (ow - 1) * SW + (s - 1) * p.dilation.1 < wp);
         let slice = (SLICE_BYTES / (rs * kb * 4)).clamp(1, cg);
         let slice = cg.div_ceil(cg.div_ceil(slice));
@@ -480,13 +475,69 @@ impl Band<'_> {
                             // SW + q * SW + v * dw <= (ow - 1) * SW + (s - 1) * dw < wp`
                             // (asserted); channels `c0 + j < cg`: inside group `g` of `src`
                             // and block `(g, b)` of `a`. The tile's `np` positions by `kb`
-                            // channels are inside `out`.
+                            // channels are inside `out` (lengths `Geometry::new` checked).
                             unsafe { tile_n::<V, KV, SW>(np, &t) };
                             ow0 += np;
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+/// What a band's tiles index by (the forward's and the weight gradient's), checked against
+/// the band's buffers.
+pub(super) struct Geometry {
+    pub(super) cg: usize,
+    pub(super) rs: usize,
+    pub(super) s: usize,
+    pub(super) wp: usize,
+    pub(super) ow: usize,
+    /// Input rows held for the band.
+    pub(super) src_rows: usize,
+    /// Channels per position of the position-major blocks, and blocks of `kb` per group.
+    pub(super) kout: usize,
+    pub(super) blocks: usize,
+    /// The row axis of the forward's tap walks.
+    pub(super) axis: Axis,
+}
+
+impl Geometry {
+    /// For blocks of `kb` channels and a band of `rows` output rows, with `lens` the
+    /// lengths of the packed weights (or partial gradient), the band's input rows and its
+    /// position-major block (output, or transposed `dy`). Panics if one disagrees: the
+    /// tiles' reads and writes stay inside these.
+    pub(super) fn new(
+        p: &Conv2dParams,
+        kp: &KvecPlan,
+        kb: usize,
+        (a, src, out): (usize, usize, usize),
+        rows: usize,
+    ) -> Geometry {
+        let (cg, rs, wp) = (p.c / p.groups, p.r * p.s, kp.wp);
+        let (src_rows, kout, blocks) = (src / (p.c * wp), p.groups * kp.kg_pad, kp.kg_pad / kb);
+        assert_eq!(a, p.groups * blocks * cg * rs * kb);
+        assert_eq!(src, p.c * src_rows * wp);
+        assert_eq!(out, rows * p.ow * kout);
+        let axis = Axis {
+            dir: Dir::Forward,
+            stride: p.stride.0,
+            pad: p.pad.0,
+            dilation: p.dilation.0,
+            taps: p.r,
+            len: p.h,
+        };
+        Geometry {
+            cg,
+            rs,
+            s: p.s,
+            wp,
+            ow: p.ow,
+            src_rows,
+            kout,
+            blocks,
+            axis,
         }
     }
 }

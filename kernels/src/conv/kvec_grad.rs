@@ -21,10 +21,11 @@
 //! one vector of channels by 14 taps ran resnet_3x3 at 8.8; offsets of the taps held in an
 //! array (not a pointer per channel and constant column offsets) spilled, at 14.7.
 
-use super::blocked::{Axis, Dir};
 use super::direct::bias_grad;
 use super::gemm_path::reduce_partials;
-use super::kvec::{band_rows, block_width, block_width_of, tile_shape, KvecPlan, Transpose};
+use super::kvec::{
+    band_rows, block_width, block_width_of, tile_shape, Geometry, KvecPlan, Transpose,
+};
 use super::params::Conv2dParams;
 use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use rayon::prelude::*;
@@ -184,29 +185,24 @@ impl Band<'_> {
         // A tile covers one block of the partial's layout (the forward's tile width).
         let kb = KV * V::LANES;
         assert_eq!(kb, block_width_of::<V>());
-        let (cg, rs, s) = (p.c / p.groups, p.r * p.s, p.s);
-        let (wp, ow) = (kp.wp, p.ow);
-        let src_rows = self.src.len() / (p.c * wp);
-        let kout = p.groups * kp.kg_pad;
-        let blocks = kp.kg_pad / kb;
         let (oh0, rows) = self.band;
-        // The reads and writes below stay inside these (see the SAFETY note).
-        assert_eq!(self.part.len(), p.groups * blocks * cg * rs * kb);
-        assert_eq!(self.src.len(), p.c * src_rows * wp);
-        assert_eq!(self.dyt.len(), rows * ow * kout);
+        let lens = (self.part.len(), self.src.len(), self.dyt.len());
+        let Geometry {
+            cg,
+            rs,
+            s,
+            wp,
+            ow,
+            src_rows,
+            kout,
+            blocks,
+            axis,
+        } = Geometry::new(p, kp, kb, lens, rows);
         let sw = p.stride.1;
         assert!(DW == p.dilation.1 && (ow - 1) * sw + (s - 1) * DW < wp);
         // Taps per tile: runs of `sn` column taps (at most 7) of `ci_n` channels.
         let sn = s.min(7).min(pmax);
         let ci_n = (pmax / sn).max(1);
-        let axis = Axis {
-            dir: Dir::Forward,
-            stride: p.stride.0,
-            pad: p.pad.0,
-            dilation: p.dilation.0,
-            taps: p.r,
-            len: p.h,
-        };
         let (part, dyt, src) = (self.part.as_mut_ptr(), self.dyt.as_ptr(), self.src.as_ptr());
         let chan = src_rows * wp;
         for r in 0..p.r {
@@ -251,7 +247,8 @@ impl Band<'_> {
                             // columns `q * sw + (s0 + v) * DW < wp` (asserted), channels
                             // `c0 + j < cg` of group `g`; `dy` rows `lo..hi` of the band,
                             // channels of block `b`; the partial's taps `(c0 + j, r, s0 +
-                            // v)` of block `(g, b)`: all inside the lengths asserted above.
+                            // v)` of block `(g, b)`: all inside the lengths
+                            // `Geometry::new` checked.
                             unsafe { grad_tile_n::<V, KV, DW>((cn, sl), &t) };
                         }
                     }
