@@ -16,13 +16,21 @@ fuzz_target!(|data: &[u8]| {
     // native batch-blocked path (`conv/blocked.rs`) takes (small planes, to fit `CAP`); one
     // in four has 28 or 32 output channels per group and enough input channels for a depth
     // of 32 at 3x3, shapes the direct paths with output channels in the vector lanes take
-    // (`conv/kvec.rs`, `conv/kvec_grad.rs`).
+    // (`conv/kvec.rs`, `conv/kvec_grad.rs`); one in four has 28 or 32 input channels per
+    // group, the strided backward-data with input channels in the lanes
+    // (`conv/kvec_strided.rs`; also the strided transposed forward).
     let mode = inp.byte() % 4;
-    let (blocked, kvec) = (mode == 0, mode == 1);
+    let (blocked, kvec, kvec_in) = (mode == 0, mode == 1, mode == 2);
     let (n, groups) = if blocked {
         (inp.dim(4).saturating_add(16), inp.dim1(2))
     } else {
-        (inp.dim(3), inp.dim1(if kvec { 2 } else { 3 }))
+        (inp.dim(3), inp.dim1(3))
+    };
+    // (The direct paths with channels in the lanes take batches of 4 or more.)
+    let (n, groups) = if kvec || kvec_in {
+        (n.saturating_add(4), groups.min(2))
+    } else {
+        (n, groups)
     };
     let channels = |inp: &mut Input, out: bool| {
         let per_group = if blocked {
@@ -31,6 +39,10 @@ fuzz_target!(|data: &[u8]| {
             [28, 32][inp.byte() as usize % 2]
         } else if kvec {
             inp.dim(3).saturating_add(4)
+        } else if kvec_in && !out {
+            [28, 32][inp.byte() as usize % 2]
+        } else if kvec_in {
+            inp.dim(8).saturating_add(8)
         } else {
             inp.dim1(3)
         };

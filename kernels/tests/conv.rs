@@ -268,6 +268,51 @@ proptest! {
     }
 }
 
+/// Strided shapes whose input channels fill blocks of 32 per group, for the direct
+/// backward-data with input channels in the vector lanes (`conv/kvec_strided.rs`): column
+/// strides 1 to 3 (row stride 1 with column stride 1 is not strided), row strides up to 3,
+/// row dilation, padding (column phases whose first tap lies left of the image), groups,
+/// rows of several tiles, several waves.
+fn kvec_strided_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (4usize..7, 0usize..3, 1usize..12, 1usize..3, 1usize..5),
+        (1usize..12, 3usize..40, 1usize..4, 0usize..3),
+        (1usize..4, 1usize..4, 1usize..3),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_filter_map("invalid shape", |(a, b, st, pad)| {
+            let (n, ci, kg, groups, chunk) = a;
+            let cg = [28, 32, 64][ci];
+            let (h, w, r, extra) = b;
+            let (sh, sw, dh) = st;
+            // At least as many column taps as the column stride: every phase has taps.
+            let s = sw + extra;
+            if (sh, sw) == (1, 1) || kg * r * s < 32 * sh * sw {
+                return None;
+            }
+            let p = Conv2dParams::builder(n, cg * groups, h, w, kg * groups, r, s)
+                .stride(sh, sw)
+                .dilation(dh, 1)
+                .padding(pad.0, pad.1, pad.2, pad.3)
+                .groups(groups)
+                .build()
+                .ok()?;
+            Some(p.with_max_chunk(chunk))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn kvec_strided_backward_data_matches_reference(
+        p in kvec_strided_params(),
+        seed in 0u64..1000,
+    ) {
+        native_matches_reference(&p, seed);
+    }
+}
+
 /// Batches of 16 to 40 whose channels fill the batch-blocked path's register tiles
 /// (`conv/blocked.rs`: 14, 16, 28 or 32 per group): strides, padding, dilation, groups,
 /// a last block with empty lanes, one block per wave.
@@ -910,6 +955,14 @@ fn bitwise_identical_across_thread_counts() {
             .groups(2)
             .build()
             .unwrap(),
+        // Strided backward-data with input channels in the lanes (`kvec_strided.rs`), column
+        // phases of 15 and 14 positions, several waves.
+        Conv2dParams::builder(5, 64, 13, 29, 48, 3, 3)
+            .stride(2, 2)
+            .pad(1, 1)
+            .build()
+            .unwrap()
+            .with_max_chunk(2),
     ];
     for p in shapes {
         let c = case(&p, 11);
@@ -1025,6 +1078,11 @@ fn large_planes_match_reference() {
         // Three bands of output rows, two images per weight-gradient task: the gradient
         // tiles add band after band and image after image into one partial.
         Conv2dParams::builder(6, 8, 40, 30, 64, 3, 3).pad(1, 1),
+        // Strided backward-data with input channels in the lanes (`kvec_strided.rs`): three
+        // bands of rows of dx, several slices of dy's channels.
+        Conv2dParams::builder(4, 64, 40, 28, 160, 3, 3)
+            .stride(2, 2)
+            .pad(1, 1),
     ];
     for b in shapes {
         let p = b.build().unwrap();

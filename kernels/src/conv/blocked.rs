@@ -160,13 +160,13 @@ const WALK_CACHE: usize = 64;
 /// The walks of an axis's first [`WALK_CACHE`] outputs, computed once per task: a task
 /// visits every position once per group, channel sweep and panel, and computing the walks
 /// each time took 5% of MNIST's second layer. Outputs past the cache compute theirs.
-struct Walks {
+pub(super) struct Walks {
     axis: Axis,
     cached: [Walk; WALK_CACHE],
 }
 
 impl Walks {
-    fn new(axis: Axis) -> Walks {
+    pub(super) fn new(axis: Axis) -> Walks {
         Walks {
             axis,
             cached: std::array::from_fn(|o| axis.walk(o)),
@@ -174,7 +174,7 @@ impl Walks {
     }
 
     #[inline(always)]
-    fn get(&self, o: usize) -> Walk {
+    pub(super) fn get(&self, o: usize) -> Walk {
         match self.cached.get(o) {
             Some(&w) => w,
             None => self.axis.walk(o),

@@ -32,15 +32,15 @@ use rayon::prelude::*;
 
 /// Output channels per group are padded to a multiple of this (the widest tile's `KV *
 /// LANES`), so the packed weights' size does not depend on the ISA.
-const K_ALIGN: usize = 32;
+pub(super) const K_ALIGN: usize = 32;
 
 /// Bytes of packed weights per channel slice: they stay in L1 while the slice's tiles
 /// sweep a band.
-const SLICE_BYTES: usize = 20 << 10;
+pub(super) const SLICE_BYTES: usize = 20 << 10;
 
 /// Bytes of a band's position-major output: it stays in L2 while every slice adds to it,
 /// next to the band's input rows, and is transposed out while still there.
-const BAND_BYTES: usize = 128 << 10;
+pub(super) const BAND_BYTES: usize = 128 << 10;
 
 /// Tasks of the backward-weight pass (batch permitting): enough to balance two or four
 /// threads; each adds its images into one partial gradient, and fewer partials are fewer
@@ -89,7 +89,7 @@ impl KvecPlan {
 /// Fewest images for these paths: their tasks are whole images (runs of images for the
 /// weight gradient), so smaller batches would leave threads idle, where the implicit GEMM
 /// (`wide.rs`) splits one image's columns over the threads.
-const MIN_IMAGES: usize = 4;
+pub(super) const MIN_IMAGES: usize = 4;
 
 /// The plan for `p`, if its native forward runs here: at least [`MIN_IMAGES`] images,
 /// column stride 1 or 2, at least 32 output channels per group filling blocks of 32 to
@@ -240,8 +240,10 @@ fn run(
                     dispatch(
                         isa,
                         ToPlanes {
-                            p,
-                            kp,
+                            k: p.k,
+                            groups: p.groups,
+                            kg_pad: kp.kg_pad,
+                            plane: p.oh * p.ow,
                             out,
                             bias,
                             q0,
@@ -263,25 +265,54 @@ pub(super) fn band_rows<'a>(
     x: &'a [f32],
     pad: &'a mut [f32],
 ) -> (&'a [f32], usize) {
-    if kp.pad_len == 0 {
-        return (x, 0);
-    }
     let (pt, sh, dh) = (p.pad.0, p.stride.0, p.dilation.0);
     let lo = (oh0 * sh).saturating_sub(pt).min(p.h);
     let hi = ((oh0 + rows - 1) * sh + (p.r - 1) * dh + 1)
         .saturating_sub(pt)
         .min(p.h);
-    let (pl, w) = (p.pad.2, p.w);
+    let cols = Columns {
+        w: p.w,
+        left: p.pad.2,
+        wp: kp.wp,
+    };
+    padded_rows(x, p.h, (lo, hi), cols, kp.band_in, pad)
+}
+
+/// Columns of a padded copy: `left` zero columns, then the `w` of the image, then zeros up
+/// to `wp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Columns {
+    pub(super) w: usize,
+    pub(super) left: usize,
+    pub(super) wp: usize,
+}
+
+/// Rows `lo..hi` of every plane of `x` (`[planes][h][w]`), their columns padded, into
+/// `pad` (`[planes][band_in][wp]`): that copy and the index of its first row; or, with
+/// nothing to pad, the image itself from row 0.
+pub(super) fn padded_rows<'a>(
+    x: &'a [f32],
+    h: usize,
+    (lo, hi): (usize, usize),
+    cols: Columns,
+    band_in: usize,
+    pad: &'a mut [f32],
+) -> (&'a [f32], usize) {
+    let Columns { w, left, wp } = cols;
+    if wp == w {
+        return (x, 0);
+    }
+    assert!(lo <= hi && hi - lo <= band_in && hi <= h);
     in_vector_context(true, || {
         for (chan, dst) in x
-            .chunks_exact(p.h * w)
-            .zip(pad.chunks_exact_mut(kp.band_in * kp.wp))
+            .chunks_exact(h * w)
+            .zip(pad.chunks_exact_mut(band_in * wp))
         {
             let src = &chan[lo * w..hi * w];
-            for (row, dst) in src.chunks_exact(w).zip(dst.chunks_exact_mut(kp.wp)) {
-                dst[..pl].fill(0.0);
-                dst[pl..pl + w].copy_from_slice(row);
-                dst[pl + w..].fill(0.0);
+            for (row, dst) in src.chunks_exact(w).zip(dst.chunks_exact_mut(wp)) {
+                dst[..left].fill(0.0);
+                dst[left..left + w].copy_from_slice(row);
+                dst[left + w..].fill(0.0);
             }
         }
     });
@@ -463,7 +494,7 @@ impl Band<'_> {
                                 chans,
                                 chan: (rs * kb, src_rows * wp),
                                 row_walk: (wr.count, wr.t_step * s * kb, wr.i_step * wp as isize),
-                                col: (s, kb, p.dilation.1),
+                                col: (s, kb, p.dilation.1 as isize),
                                 out: o_ptr
                                     .wrapping_add((oh * ow + ow0) * kout + g * kp.kg_pad + b * kb),
                                 out_pos: kout,
@@ -543,22 +574,22 @@ impl Geometry {
 }
 
 /// Where one tile reads and writes (see [`tile`]).
-struct TileArgs {
+pub(super) struct TileArgs {
     /// Packed weights of the first channel and first tap of the walk (`kb` per tap).
-    a: *const f32,
+    pub(super) a: *const f32,
     /// Input value of the first position at the first channel and tap.
-    x: *const f32,
-    chans: usize,
+    pub(super) x: *const f32,
+    pub(super) chans: usize,
     /// Distance between channels in `a` and `x`.
-    chan: (usize, usize),
+    pub(super) chan: (usize, usize),
     /// The row walk: taps, step in `a`, step in `x`.
-    row_walk: (usize, usize, isize),
+    pub(super) row_walk: (usize, usize, isize),
     /// Column taps, their step in `a`, in `x`.
-    col: (usize, usize, usize),
+    pub(super) col: (usize, usize, isize),
     /// Position `q`'s `kb` channels at `out + q * out_pos`.
-    out: *mut f32,
-    out_pos: usize,
-    accumulate: bool,
+    pub(super) out: *mut f32,
+    pub(super) out_pos: usize,
+    pub(super) accumulate: bool,
 }
 
 /// [`tile`] for `n` positions (`1 <= n <= 14`).
@@ -566,7 +597,10 @@ struct TileArgs {
 /// # Safety
 /// As [`tile`].
 #[inline(always)]
-unsafe fn tile_n<V: Vector<Elem = f32>, const KV: usize, const SW: usize>(n: usize, t: &TileArgs) {
+pub(super) unsafe fn tile_n<V: Vector<Elem = f32>, const KV: usize, const SW: usize>(
+    n: usize,
+    t: &TileArgs,
+) {
     macro_rules! by_n {
         ($($n:literal)*) => {
             match n {
@@ -618,7 +652,7 @@ unsafe fn tile<V: Vector<Elem = f32>, const KV: usize, const P: usize, const SW:
                     }
                 }
                 ap = ap.wrapping_add(ac);
-                xp = xp.wrapping_add(xc);
+                xp = xp.wrapping_offset(xc);
             }
         }
     }
@@ -630,28 +664,29 @@ unsafe fn tile<V: Vector<Elem = f32>, const KV: usize, const P: usize, const SW:
     }
 }
 
-/// Transposes a band's position-major output into the image's planes (positions `q0..`),
-/// adding the bias.
-struct ToPlanes<'a> {
-    p: &'a Conv2dParams,
-    kp: &'a KvecPlan,
-    out: &'a [f32],
-    bias: Option<&'a [f32]>,
-    q0: usize,
-    y: &'a mut [f32],
+/// Transposes a band's position-major output `[positions][groups * kg_pad]` into the
+/// image's `k` planes of `plane` positions (positions `q0..`), adding the bias.
+pub(super) struct ToPlanes<'a> {
+    pub(super) k: usize,
+    pub(super) groups: usize,
+    pub(super) kg_pad: usize,
+    pub(super) plane: usize,
+    pub(super) out: &'a [f32],
+    pub(super) bias: Option<&'a [f32]>,
+    pub(super) q0: usize,
+    pub(super) y: &'a mut [f32],
 }
 
 impl SimdFn<f32> for ToPlanes<'_> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
-        let p = self.p;
-        let (ohw, kg) = (p.oh * p.ow, p.k / p.groups);
-        let kout = p.groups * self.kp.kg_pad;
+        let (ohw, kg) = (self.plane, self.k / self.groups);
+        let kout = self.groups * self.kg_pad;
         let n = self.out.len() / kout;
-        let col = |k: usize| (k / kg) * self.kp.kg_pad + k % kg;
+        let col = |k: usize| (k / kg) * self.kg_pad + k % kg;
         let bias = |k: usize| self.bias.map_or(0.0, |b| b[k]);
-        for (k0, planes) in (0..p.k).step_by(8).zip(self.y.chunks_mut(8 * ohw)) {
+        for (k0, planes) in (0..self.k).step_by(8).zip(self.y.chunks_mut(8 * ohw)) {
             let ks = planes.len() / ohw;
             let mut q = 0;
             // 8 channels by 8 positions at a time where the 8 channels lie in one group.

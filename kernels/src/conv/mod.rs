@@ -60,6 +60,7 @@ mod gemm_path;
 mod im2col;
 mod kvec;
 mod kvec_grad;
+mod kvec_strided;
 mod params;
 mod phases;
 pub mod reference;
@@ -184,10 +185,14 @@ pub fn conv2d_backward_data(
             blocked::backward_data(p, dy, w, dx, ws);
             Ok(())
         }
-        Backend::Native => match (p.adjoint(), &p.plan.col_blocks) {
-            (Some(a), _) => wide::backward_data(p, &a, dy, w, dx, ws),
-            (None, Some(cp)) => col_blocks::backward_data(p, cp, dy, w, dx, ws),
-            (None, None) => gemm_path::backward_data(backend, p, dy, w, dx, ws),
+        Backend::Native => match (p.adjoint(), &p.plan.kvec_strided, &p.plan.col_blocks) {
+            (Some(a), _, _) => wide::backward_data(p, &a, dy, w, dx, ws),
+            (None, Some(sp), _) => {
+                kvec_strided::backward_data(p, sp, dy, w, dx, ws);
+                Ok(())
+            }
+            (None, None, Some(cp)) => col_blocks::backward_data(p, cp, dy, w, dx, ws),
+            (None, None, None) => gemm_path::backward_data(backend, p, dy, w, dx, ws),
         },
         _ => gemm_path::backward_data(backend, p, dy, w, dx, ws),
     }

@@ -64,6 +64,9 @@ pub(crate) struct Plan {
     /// The direct plan with output channels in the vector lanes (see `kvec.rs`), if the
     /// native forward uses it.
     pub(crate) kvec: Option<super::kvec::KvecPlan>,
+    /// The direct backward-data plan of strided convolutions with input channels in the
+    /// vector lanes (see `kvec_strided.rs`), if it applies.
+    pub(crate) kvec_strided: Option<super::kvec_strided::StridedPlan>,
 }
 
 /// Builder of [`Conv2dParams`]; every setter changes one field, [`build`](Self::build)
@@ -186,6 +189,7 @@ impl Conv2dBuilder {
                 blocked: None,
                 col_blocks: None,
                 kvec: None,
+                kvec_strided: None,
             },
         };
         // Every buffer size the passes compute must fit (checked once, here).
@@ -268,6 +272,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
             blocked: None,
             col_blocks: None,
             kvec: None,
+            kvec_strided: None,
         });
     }
     let slot = checked_sum("workspace", &[col_len, buf_len, part_len])?;
@@ -285,6 +290,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
         blocked: super::blocked::plan(p),
         col_blocks: super::col_blocks::plan(p)?,
         kvec: super::kvec::plan(p)?,
+        kvec_strided: super::kvec_strided::plan(p),
     })
 }
 
@@ -368,6 +374,9 @@ impl Conv2dParams {
         if let Some(b) = &mut self.plan.kvec {
             cap(&mut b.slots, 1);
             cap(&mut b.grad_slots, b.grad_ipt);
+        }
+        if let Some(b) = &mut self.plan.kvec_strided {
+            cap(&mut b.slots, 1);
         }
         self
     }
@@ -496,9 +505,11 @@ impl Conv2dParams {
         let blocked = self.plan.blocked.map_or(0, |b| b.workspace_len());
         let col_blocks = self.plan.col_blocks.map_or(0, |b| b.workspace_len());
         let kvec = self.plan.kvec.map_or(0, |b| b.workspace_len());
+        let kvec_strided = self.plan.kvec_strided.map_or(0, |b| b.workspace_len());
         (self.plan.slots * self.slot_len())
             .max(wide)
             .max(kvec)
+            .max(kvec_strided)
             .max(blocked)
             .max(col_blocks)
     }
