@@ -104,12 +104,27 @@ impl Padded {
 
     #[inline(always)]
     fn fill_rows(&self, src: &[f32], dst: &mut [f32]) {
-        dst.fill(0.0);
+        // Strides 1 and 2 write whole rows of the phases, padding included, so only the
+        // padding rows need zeros (zeroing the whole copy first was 6% of a stride-2
+        // forward); other strides zero it all.
+        if self.sw > 2 {
+            dst.fill(0.0);
+        } else {
+            for pr in (0..self.top).chain(self.top + self.h..self.hq * self.sh) {
+                for b in 0..self.sw {
+                    let at = self.offset(pr, b);
+                    dst[at..at + self.wq].fill(0.0);
+                }
+            }
+        }
         for (i, row) in src.chunks_exact(self.w).enumerate() {
             let pr = i + self.top;
             if self.sw == 1 {
-                let at = self.offset(pr, self.left);
-                dst[at..at + self.w].copy_from_slice(row);
+                let at = self.offset(pr, 0);
+                let (l, w) = (self.left, self.w);
+                dst[at..at + l].fill(0.0);
+                dst[at + l..at + l + w].copy_from_slice(row);
+                dst[at + l + w..at + self.wq].fill(0.0);
             } else if self.sw == 2 {
                 // Both phase rows whole, padding included.
                 let (e, o) = (self.offset(pr, 0), self.offset(pr, 1));
