@@ -17,7 +17,7 @@
 //! sum runs in a fixed order, so results do not depend on the thread count.
 
 use super::params::Conv2dParams;
-use super::phases::{merge_row2, split_row2};
+use super::phases::{merge_row2, split_row2, take_even};
 use super::rows::{conv_row, dot_rows, tail_keep, Taps, MAX_TAPS};
 use crate::simd::{dispatch, in_vector_context, Isa, SimdFn, Vector};
 use rayon::prelude::*;
@@ -428,7 +428,9 @@ impl SimdFn<f32> for Plane<'_> {
             let dst = if sub > 1 { &mut *self.tmp } else { &mut *row };
             // SAFETY: `in_bounds` above; `dst` holds the row kernel's `t.ow` outputs.
             unsafe { conv_row::<V, 1>(t, oh, self.w, [self.b], dst.as_mut_ptr(), 0) };
-            if sub > 1 {
+            if sub == 2 {
+                take_even(self.tmp, row);
+            } else if sub > 1 {
                 let src = self.tmp.iter().step_by(sub);
                 row.iter_mut().zip(src).for_each(|(d, &v)| *d = v);
             }
