@@ -248,15 +248,28 @@ fn kvec_params() -> impl Strategy<Value = Conv2dParams> {
             if cg * r * s < 32 {
                 return None;
             }
-            let p = Conv2dParams::builder(n, cg * groups, h, w, kg * groups, r, s)
-                .stride(st.0, st.1)
-                .dilation(st.2, st.3)
-                .padding(pad.0, pad.1, pad.2, pad.3)
-                .groups(groups)
-                .build()
-                .ok()?;
+            let dims = [n, cg * groups, h, w, kg * groups, r, s];
+            let p = descriptor(dims, (st.0, st.1), (st.2, st.3), pad, groups)?;
             Some(p.with_max_chunk(chunk))
         })
+}
+
+/// The descriptor `[n, c, h, w, k, r, s]` with these strides, dilations, padding
+/// `(top, bottom, left, right)` and groups, if valid.
+fn descriptor(
+    [n, c, h, w, k, r, s]: [usize; 7],
+    stride: (usize, usize),
+    dilation: (usize, usize),
+    pad: (usize, usize, usize, usize),
+    groups: usize,
+) -> Option<Conv2dParams> {
+    Conv2dParams::builder(n, c, h, w, k, r, s)
+        .stride(stride.0, stride.1)
+        .dilation(dilation.0, dilation.1)
+        .padding(pad.0, pad.1, pad.2, pad.3)
+        .groups(groups)
+        .build()
+        .ok()
 }
 
 proptest! {
@@ -290,13 +303,8 @@ fn kvec_strided_params() -> impl Strategy<Value = Conv2dParams> {
             if (sh, sw) == (1, 1) || kg * r * s < 32 * sh * sw {
                 return None;
             }
-            let p = Conv2dParams::builder(n, cg * groups, h, w, kg * groups, r, s)
-                .stride(sh, sw)
-                .dilation(dh, 1)
-                .padding(pad.0, pad.1, pad.2, pad.3)
-                .groups(groups)
-                .build()
-                .ok()?;
+            let dims = [n, cg * groups, h, w, kg * groups, r, s];
+            let p = descriptor(dims, (sh, sw), (dh, 1), pad, groups)?;
             Some(p.with_max_chunk(chunk))
         })
 }

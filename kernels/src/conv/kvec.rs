@@ -213,45 +213,99 @@ fn run(
     let isa = Isa::active();
     let (a, slots) = ws.split_at_mut(kp.a_len);
     pack_weights(isa, p, kp, w, a);
-    let a = &*a;
-    let (chw, kohw) = (p.c * p.h * p.w, p.k * p.oh * p.ow);
-    let slot_len = kp.pad_len + kp.out_len;
-    for (yw, xw) in y.chunks_mut(kp.slots * kohw).zip(x.chunks(kp.slots * chw)) {
-        yw.par_chunks_mut(kohw)
-            .zip(xw.par_chunks(chw))
-            .zip(slots.par_chunks_mut(slot_len))
-            .for_each(|((yi, xi), slot)| {
-                let (pad, out) = slot.split_at_mut(kp.pad_len);
-                for oh0 in (0..p.oh).step_by(kp.band) {
-                    let band = (oh0, kp.band.min(p.oh - oh0));
-                    let out = &mut out[..band.1 * p.ow * p.groups * kp.kg_pad];
-                    let (src, row0) = band_rows(p, kp, band, xi, pad);
-                    let image = Band {
-                        p,
-                        kp,
-                        a,
-                        src,
-                        row0,
-                        band,
-                        out,
-                    };
-                    dispatch(isa, image);
-                    let (q0, out) = (oh0 * p.ow, &*out);
-                    dispatch(
-                        isa,
-                        ToPlanes {
-                            k: p.k,
-                            groups: p.groups,
-                            kg_pad: kp.kg_pad,
-                            plane: p.oh * p.ow,
+    let images = Images {
+        p,
+        plan: kp,
+        a,
+        x,
+        y,
+        slots: (kp.slots, kp.pad_len, kp.out_len),
+        rows: (p.oh, kp.band),
+        width: p.ow,
+        chans: (p.k, kp.kg_pad),
+        bias,
+    };
+    images.run(isa, slots, |xi, pad, band| band_rows(p, kp, band, xi, pad));
+}
+
+/// The images of a pass whose tasks are whole images, each computed in bands of output rows
+/// ([`Band`]) into a position-major block, then transposed into its planes: the forward
+/// (plan `P` = [`KvecPlan`]) and `kvec_strided.rs`'s backward-data.
+pub(super) struct Images<'a, P> {
+    pub(super) p: &'a Conv2dParams,
+    pub(super) plan: &'a P,
+    /// Packed weights.
+    pub(super) a: &'a [f32],
+    /// The inputs and outputs of all images.
+    pub(super) x: &'a [f32],
+    pub(super) y: &'a mut [f32],
+    /// Images in flight per wave, and per slot: padded input rows, position-major block.
+    pub(super) slots: (usize, usize, usize),
+    /// Output rows, rows per band; positions per output row.
+    pub(super) rows: (usize, usize),
+    pub(super) width: usize,
+    /// Output channels, and per group padded (the block's layout); their bias.
+    pub(super) chans: (usize, usize),
+    pub(super) bias: Option<&'a [f32]>,
+}
+
+impl<P: Sync> Images<'_, P>
+where
+    for<'b> Band<'b, P>: SimdFn<f32, Output = ()>,
+{
+    /// Every band of every image, images of a wave in parallel, each with its slot of `ws`:
+    /// `src_rows(x, pad, band)` gives the band's input rows (in `pad` or in place) and the
+    /// first one's index.
+    pub(super) fn run(
+        self,
+        isa: Isa,
+        ws: &mut [f32],
+        src_rows: impl for<'b> Fn(&'b [f32], &'b mut [f32], (usize, usize)) -> (&'b [f32], usize) + Sync,
+    ) {
+        let (n_slots, pad_len, out_len) = self.slots;
+        let (rows, band) = self.rows;
+        let (k, kg_pad) = self.chans;
+        let groups = self.p.groups;
+        let (out_row, plane) = (self.width * groups * kg_pad, rows * self.width);
+        let (chw, yhw) = (self.x.len() / self.p.n.max(1), k * plane);
+        for (yw, xw) in self
+            .y
+            .chunks_mut(n_slots * yhw)
+            .zip(self.x.chunks(n_slots * chw))
+        {
+            yw.par_chunks_mut(yhw)
+                .zip(xw.par_chunks(chw))
+                .zip(ws.par_chunks_mut(pad_len + out_len))
+                .for_each(|((yi, xi), slot)| {
+                    let (pad, out) = slot.split_at_mut(pad_len);
+                    for r0 in (0..rows).step_by(band) {
+                        let band = (r0, band.min(rows - r0));
+                        let out = &mut out[..band.1 * out_row];
+                        let (src, row0) = src_rows(xi, &mut *pad, band);
+                        let image = Band {
+                            p: self.p,
+                            plan: self.plan,
+                            a: self.a,
+                            src,
+                            row0,
+                            band,
+                            out: &mut *out,
+                        };
+                        dispatch(isa, image);
+                        let planes = ToPlanes {
+                            k,
+                            groups,
+                            kg_pad,
+                            plane,
                             out,
-                            bias,
-                            q0,
+                            bias: self.bias,
+                            q0: r0 * self.width,
                             y: yi,
-                        },
-                    );
-                }
-            });
+                        };
+                        dispatch(isa, planes);
+                    }
+                });
+        }
     }
 }
 
@@ -422,21 +476,23 @@ impl SimdFn<f32> for Transpose<'_> {
 }
 
 /// One band of output rows of one image: every group, channel block, channel slice, row
-/// and position chunk.
-struct Band<'a> {
-    p: &'a Conv2dParams,
-    kp: &'a KvecPlan,
-    a: &'a [f32],
-    /// Input rows `[c][rows][wp]` from row `row0` on.
-    src: &'a [f32],
-    row0: usize,
+/// and position chunk (of the forward with plan `P` = [`KvecPlan`], or of `kvec_strided.rs`'s
+/// backward-data).
+pub(super) struct Band<'a, P> {
+    pub(super) p: &'a Conv2dParams,
+    pub(super) plan: &'a P,
+    /// Packed weights.
+    pub(super) a: &'a [f32],
+    /// Input rows `[channels][rows][wp]` from row `row0` on.
+    pub(super) src: &'a [f32],
+    pub(super) row0: usize,
     /// First output row, rows.
-    band: (usize, usize),
-    /// Position-major output `[rows * ow][groups * kg_pad]`.
-    out: &'a mut [f32],
+    pub(super) band: (usize, usize),
+    /// Position-major output `[rows * width][groups * padded channels per group]`.
+    pub(super) out: &'a mut [f32],
 }
 
-impl SimdFn<f32> for Band<'_> {
+impl SimdFn<f32> for Band<'_, KvecPlan> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
@@ -450,10 +506,10 @@ impl SimdFn<f32> for Band<'_> {
     }
 }
 
-impl Band<'_> {
+impl Band<'_, KvecPlan> {
     #[inline(always)]
     fn run<V: Vector<Elem = f32>, const KV: usize, const SW: usize>(self, pmax: usize) {
-        let (p, kp) = (self.p, self.kp);
+        let (p, kp) = (self.p, self.plan);
         let kb = KV * V::LANES;
         let (oh0, rows) = self.band;
         let lens = (self.a.len(), self.src.len(), self.out.len());
@@ -666,15 +722,15 @@ unsafe fn tile<V: Vector<Elem = f32>, const KV: usize, const P: usize, const SW:
 
 /// Transposes a band's position-major output `[positions][groups * kg_pad]` into the
 /// image's `k` planes of `plane` positions (positions `q0..`), adding the bias.
-pub(super) struct ToPlanes<'a> {
-    pub(super) k: usize,
-    pub(super) groups: usize,
-    pub(super) kg_pad: usize,
-    pub(super) plane: usize,
-    pub(super) out: &'a [f32],
-    pub(super) bias: Option<&'a [f32]>,
-    pub(super) q0: usize,
-    pub(super) y: &'a mut [f32],
+struct ToPlanes<'a> {
+    k: usize,
+    groups: usize,
+    kg_pad: usize,
+    plane: usize,
+    out: &'a [f32],
+    bias: Option<&'a [f32]>,
+    q0: usize,
+    y: &'a mut [f32],
 }
 
 impl SimdFn<f32> for ToPlanes<'_> {

@@ -27,7 +27,7 @@
 
 use super::blocked::{Axis, Dir, Walks};
 use super::kvec::{
-    block_width, padded_rows, tile_n, tile_shape, Columns, TileArgs, ToPlanes, Transpose,
+    block_width, padded_rows, tile_n, tile_shape, Band, Columns, Images, TileArgs, Transpose,
     BAND_BYTES, K_ALIGN, MIN_IMAGES, SLICE_BYTES,
 };
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
@@ -169,47 +169,21 @@ pub(crate) fn backward_data(
     let isa = Isa::active();
     let (a, slots) = ws.split_at_mut(sp.a_len);
     pack_weights(isa, p, sp, w, a);
-    let a = &*a;
-    let (chw, kohw) = (p.c * p.h * p.w, p.k * p.oh * p.ow);
-    let slot_len = sp.pad_len + sp.out_len;
-    for (dxw, dyw) in dx
-        .chunks_mut(sp.slots * chw)
-        .zip(dy.chunks(sp.slots * kohw))
-    {
-        dxw.par_chunks_mut(chw)
-            .zip(dyw.par_chunks(kohw))
-            .zip(slots.par_chunks_mut(slot_len))
-            .for_each(|((dxi, dyi), slot)| {
-                let (pad, out) = slot.split_at_mut(sp.pad_len);
-                for ih0 in (0..p.h).step_by(sp.band) {
-                    let band = (ih0, sp.band.min(p.h - ih0));
-                    let out = &mut out[..band.1 * p.w * p.groups * sp.cg_pad];
-                    let lohi = dy_rows(p, band);
-                    let (src, row0) = padded_rows(dyi, p.oh, lohi, sp.cols, sp.band_in, pad);
-                    let image = Band {
-                        p,
-                        sp,
-                        a,
-                        src,
-                        row0,
-                        band,
-                        out,
-                    };
-                    dispatch(isa, image);
-                    let planes = ToPlanes {
-                        k: p.c,
-                        groups: p.groups,
-                        kg_pad: sp.cg_pad,
-                        plane: p.h * p.w,
-                        out,
-                        bias: None,
-                        q0: ih0 * p.w,
-                        y: dxi,
-                    };
-                    dispatch(isa, planes);
-                }
-            });
-    }
+    let images = Images {
+        p,
+        plan: sp,
+        a,
+        x: dy,
+        y: dx,
+        slots: (sp.slots, sp.pad_len, sp.out_len),
+        rows: (p.h, sp.band),
+        width: p.w,
+        chans: (p.c, sp.cg_pad),
+        bias: None,
+    };
+    images.run(isa, slots, |dyi, pad, band| {
+        padded_rows(dyi, p.oh, dy_rows(p, band), sp.cols, sp.band_in, pad)
+    });
 }
 
 /// Packs the weights into `[groups][block][kg][r][s][kb]`, input channels past `cg` zero:
@@ -241,20 +215,7 @@ fn pack_weights(isa: Isa, p: &Conv2dParams, sp: &StridedPlan, w: &[f32], a: &mut
 
 /// One band of rows of `dx` of one image: every group, channel block, slice of `dy`'s
 /// channels, row, column phase and position chunk.
-struct Band<'a> {
-    p: &'a Conv2dParams,
-    sp: &'a StridedPlan,
-    a: &'a [f32],
-    /// Rows of `dy` (`[k][rows][wp]`) from row `row0` on.
-    src: &'a [f32],
-    row0: usize,
-    /// First row of `dx`, rows.
-    band: (usize, usize),
-    /// Position-major block `[rows * w][groups * cg_pad]`.
-    out: &'a mut [f32],
-}
-
-impl SimdFn<f32> for Band<'_> {
+impl SimdFn<f32> for Band<'_, StridedPlan> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
@@ -262,10 +223,10 @@ impl SimdFn<f32> for Band<'_> {
     }
 }
 
-impl Band<'_> {
+impl Band<'_, StridedPlan> {
     #[inline(always)]
     fn run<V: Vector<Elem = f32>, const KV: usize>(self, pmax: usize) {
-        let (p, sp) = (self.p, self.sp);
+        let (p, sp) = (self.p, self.plan);
         let kb = KV * V::LANES;
         let (ih0, rows) = self.band;
         let (kg, r, sw, wp) = (p.k / p.groups, p.r, p.stride.1, sp.cols.wp);
