@@ -1086,6 +1086,22 @@ fn large_planes_match_reference() {
         // Three bands of output rows, two images per weight-gradient task: the gradient
         // tiles add band after band and image after image into one partial.
         Conv2dParams::builder(6, 8, 40, 30, 64, 3, 3).pad(1, 1),
+        // The kvec weight gradient with a kernel row that meets no output row (padding 2
+        // above, row dilation 2): its tiles read no input, and their address must not
+        // overflow (a proptest find).
+        Conv2dParams::builder(4, 4, 3, 4, 32, 3, 3)
+            .padding(2, 0, 0, 0)
+            .dilation(2, 1),
+        // Output rows with no taps in a later band of padded rows, in the second group:
+        // the kvec forward's and the strided backward-data's (odd rows of dx, a 1-row
+        // kernel at row stride 2) tile addresses must not overflow either.
+        Conv2dParams::builder(4, 8, 20, 62, 64, 3, 3)
+            .padding(1, 6, 1, 1)
+            .groups(2),
+        Conv2dParams::builder(4, 64, 40, 28, 128, 1, 3)
+            .stride(2, 2)
+            .padding(0, 0, 1, 1)
+            .groups(2),
         // Strided backward-data with input channels in the lanes (`kvec_strided.rs`): three
         // bands of rows of dx, several slices of dy's channels.
         Conv2dParams::builder(4, 64, 40, 28, 160, 3, 3)

@@ -546,7 +546,10 @@ impl Band<'_, KvecPlan> {
                             let np = ow / chunks + usize::from(chunk < ow % chunks);
                             let t = TileArgs {
                                 a: a_ptr.wrapping_add(a0 + wr.t0 * s * kb),
-                                x: x_ptr.wrapping_add(x0 + ir.wrapping_mul(wp) + ow0 * SW),
+                                // (Wrapping: a row with no taps has no input row.)
+                                x: x_ptr
+                                    .wrapping_add(x0 + ow0 * SW)
+                                    .wrapping_add(ir.wrapping_mul(wp)),
                                 chans,
                                 chan: (rs * kb, src_rows * wp),
                                 row_walk: (wr.count, wr.t_step * s * kb, wr.i_step * wp as isize),

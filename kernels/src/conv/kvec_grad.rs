@@ -225,9 +225,11 @@ impl Band<'_> {
                         for s0 in (0..s).step_by(sn) {
                             let sl = sn.min(s - s0);
                             let t = GradArgs {
-                                x: src.wrapping_add(
-                                    (g * cg + c0) * chan + ir.wrapping_mul(wp) + s0 * DW,
-                                ),
+                                // (Wrapping: with no rows inside, `ir` is not a row
+                                // and the tile reads no input.)
+                                x: src
+                                    .wrapping_add((g * cg + c0) * chan + s0 * DW)
+                                    .wrapping_add(ir.wrapping_mul(wp)),
                                 chan,
                                 x_row: p.stride.0 * wp,
                                 sw,

@@ -270,14 +270,16 @@ impl Band<'_, StridedPlan> {
                         for b in 0..sw {
                             let ph = phase(p, b);
                             // Column j0's first tap reads dy column j0 + e.
-                            let x_row = x0 + ir.wrapping_mul(wp) + ph.e + sp.cols.left;
+                            // (Wrapping: a row with no taps has no row of dy.)
+                            let x_row =
+                                (x0 + ph.e + sp.cols.left).wrapping_add(ir.wrapping_mul(wp));
                             let chunks = ph.cols.div_ceil(pmax);
                             let mut j0 = 0;
                             for chunk in 0..chunks {
                                 let np = ph.cols / chunks + usize::from(chunk < ph.cols % chunks);
                                 let t = TileArgs {
                                     a: a_ptr.wrapping_add(a0 + (wr.t0 * p.s + ph.u0) * kb),
-                                    x: x_ptr.wrapping_add(x_row + j0),
+                                    x: x_ptr.wrapping_add(x_row.wrapping_add(j0)),
                                     chans,
                                     chan: (rs_kb, src_rows * wp),
                                     row_walk: (
