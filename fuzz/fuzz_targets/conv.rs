@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
     // in four has 28 or 32 output channels per group and enough input channels for a depth
     // of 32 at 3x3, shapes the direct paths with output channels in the vector lanes take
     // (`conv/kvec.rs`, `conv/kvec_grad.rs`); one in four has 28 or 32 input channels per
-    // group, the strided backward-data with input channels in the lanes
-    // (`conv/kvec_strided.rs`; also the strided transposed forward).
+    // group, the backward-data with input channels in the lanes
+    // (`conv/kvec_strided.rs`; also the transposed forward).
     let mode = inp.byte() % 4;
     let (blocked, kvec, kvec_in) = (mode == 0, mode == 1, mode == 2);
     let (n, groups) = if blocked {

@@ -34,9 +34,9 @@
 //!   1x1 stride-1 unpadded convolutions are one GEMM per image; backward-data is the forward
 //!   pass of the adjoint convolution for stride-1 "same" shapes, else GEMM then col2im by
 //!   blocks of input channels over several images (`col_blocks.rs`; column stride 2: summed
-//!   in phase rows, `phases.rs`), except that strided shapes whose input channels fill
-//!   blocks of 32 per group run a direct convolution with input channels in the vector
-//!   lanes, column phase by column phase (`kvec_strided.rs`); the weight gradient of short rows reads a channels-last
+//!   in phase rows, `phases.rs`), except that shapes whose input channels fill blocks of
+//!   32 per group (strided ones above all) run a direct convolution with input channels in
+//!   the vector lanes, column phase by column phase (`kvec_strided.rs`); the weight gradient of short rows reads a channels-last
 //!   copy of the images, and computes the bias gradient while gathering `dy`. Where the
 //!   GEMM's B is contiguous within each image (the implicit forward's wide columns, `dy`,
 //!   the channels-last positions), its panels are read in place through the row table
