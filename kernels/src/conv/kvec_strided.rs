@@ -93,7 +93,8 @@ fn phase(p: &Conv2dParams, b: usize) -> Phase {
 
 /// The plan for `p`, if its native backward-data runs here (where neither the batch-blocked
 /// path nor the stride-1 "same" adjoint takes it first): column dilation 1, at least as many
-/// column taps as the column stride, at least [`MIN_IMAGES`] images, at least 32 input channels per group filling blocks of 32 to
+/// column taps as the column stride, not pointwise (one GEMM per image), at least
+/// [`MIN_IMAGES`] images, at least 32 input channels per group filling blocks of 32 to
 /// seven eighths, and a depth per output of at least 32 on average. `None` also when a size
 /// overflows (another path takes the shape).
 pub(crate) fn plan(p: &Conv2dParams) -> Option<StridedPlan> {
@@ -102,6 +103,7 @@ pub(crate) fn plan(p: &Conv2dParams) -> Option<StridedPlan> {
     let (sh, sw) = p.stride;
     let applies = p.n >= MIN_IMAGES
         && !p.is_depthwise()
+        && !p.is_pointwise()
         && p.oh > 0
         && p.ow > 0
         && p.dilation.1 == 1
