@@ -356,6 +356,123 @@ proptest! {
     }
 }
 
+/// 3x3 stride-1 shapes with 16 or more channels per group, for the Winograd F(2x2, 3x3)
+/// path (`conv/winograd.rs`, forward and backward-data): odd and even planes (tiles
+/// overhanging the edges), padding 0 to 2 on each side (backward-data's adjoint padding),
+/// groups, tasks that start and end inside tile rows, several tasks per slot.
+fn winograd_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (1usize..6, 0usize..3, 0usize..3, 1usize..3, 1usize..5),
+        (3usize..24, 3usize..24),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_filter_map("invalid shape", |(a, (h, w), pad)| {
+            let (n, ci, ki, groups, chunk) = a;
+            let per_group = [16, 30, 48];
+            let (cg, kg) = (per_group[ci], per_group[ki]);
+            let p = descriptor(
+                [n, cg * groups, h, w, kg * groups, 3, 3],
+                (1, 1),
+                (1, 1),
+                pad,
+                groups,
+            )?;
+            Some(p.with_max_chunk(chunk))
+        })
+}
+
+/// Small integers (-3..=3): every product and sum of the Winograd transforms (halves and
+/// quarters of the weights included) is exact in f32, so the path must match the reference
+/// bit for bit.
+fn small_ints(len: usize, seed: u64) -> Vec<f32> {
+    data(len, seed).iter().map(|v| (v * 3.49).round()).collect()
+}
+
+fn winograd_matches_exactly(p: &Conv2dParams, seed: u64) {
+    let c = Case {
+        x: small_ints(p.input_len(), seed),
+        w: small_ints(p.weight_len(), seed + 1),
+        b: small_ints(p.k(), seed + 2),
+        dy: small_ints(p.output_len(), seed + 3),
+    };
+    let mut want_y = vec![0.0; p.output_len()];
+    conv2d_forward_reference(p, &c.x, &c.w, Some(&c.b), &mut want_y).unwrap();
+    let mut want_dx = vec![0.0; p.input_len()];
+    conv2d_backward_data_reference(p, &c.dy, &c.w, &mut want_dx).unwrap();
+    for isa in Isa::ALL {
+        let got = with_isa(isa, || run_passes(Backend::Native, p, &c));
+        assert_eq!(got[0], want_y, "{isa:?} y {p:?}");
+        assert_eq!(got[1], want_dx, "{isa:?} dx {p:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn winograd_matches_reference(p in winograd_params(), seed in 0u64..1000) {
+        winograd_matches_exactly(&p, seed);
+        native_matches_reference(&p, seed);
+    }
+}
+
+/// Winograd (`conv/winograd.rs`): a NaN input reaches exactly the outputs whose window holds
+/// it, as in the plain sums, in both passes, though each tile's transform mixes its whole
+/// 4x4 patch; an infinite one does no more than make those outputs non-finite.
+#[test]
+fn winograd_special_values_reach_only_their_window() {
+    let p = Conv2dParams::builder(2, 16, 9, 10, 16, 3, 3)
+        .padding(1, 0, 2, 1)
+        .build()
+        .unwrap();
+    let c = case(&p, 5);
+    for bad in [f32::NAN, f32::INFINITY] {
+        for (pos, what) in [
+            (1, "x"),
+            (p.input_len() / 2 + 7, "x"),
+            (13, "dy"),
+            (p.output_len() - 30, "dy"),
+        ] {
+            let mut c = Case {
+                x: c.x.clone(),
+                w: c.w.clone(),
+                b: c.b.clone(),
+                dy: c.dy.clone(),
+            };
+            let (got, want) = if what == "x" {
+                c.x[pos] = bad;
+                let mut want = vec![0.0; p.output_len()];
+                conv2d_forward_reference(&p, &f64s(&c.x), &f64s(&c.w), None, &mut want).unwrap();
+                (0, want)
+            } else {
+                c.dy[pos] = bad;
+                let mut want = vec![0.0; p.input_len()];
+                conv2d_backward_data_reference(&p, &f64s(&c.dy), &f64s(&c.w), &mut want).unwrap();
+                (1, want)
+            };
+            for isa in Isa::ALL {
+                let out = with_isa(isa, || run_passes(Backend::Native, &p, &c))[got].clone();
+                for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+                    if bad.is_nan() {
+                        assert_eq!(
+                            g.is_nan(),
+                            w.is_nan(),
+                            "{isa:?} {what}[{pos}] NaN: out[{i}] = {g}"
+                        );
+                    } else {
+                        assert_eq!(
+                            g.is_finite(),
+                            w.is_finite(),
+                            "{isa:?} {what}[{pos}] inf: out[{i}] = {g}"
+                        );
+                    }
+                }
+                assert!(want.iter().any(|v| !v.is_finite()) && want.iter().any(|v| v.is_finite()));
+            }
+        }
+    }
+}
+
 /// Shallow, unpadded stride-1 shapes (`c * r * s <= 32`, output rows at least 16 wide) for
 /// the native direct kernels (`conv/shallow.rs`): rows not a multiple of the vector width
 /// (the overlapping last vector), odd channel counts, kernels up to 4x4.
@@ -926,9 +1043,21 @@ fn bitwise_identical_across_thread_counts() {
         Conv2dParams::builder(16, 32, 6, 6, 32, 3, 3)
             .groups(2)
             .pad(0, 1)
+            .dilation(2, 1)
             .build()
             .unwrap()
             .with_max_chunk(4),
+        // Winograd (`winograd.rs`): whole images per task over two slots; then three tasks
+        // per image, the last one short.
+        Conv2dParams::builder(5, 32, 13, 11, 48, 3, 3)
+            .padding(1, 0, 2, 1)
+            .build()
+            .unwrap()
+            .with_max_chunk(2),
+        Conv2dParams::builder(2, 32, 40, 36, 32, 3, 3)
+            .pad(1, 1)
+            .build()
+            .unwrap(),
         // Channel-block backward-data (`col_blocks.rs`): two blocks per group, two groups,
         // several waves.
         Conv2dParams::builder(6, 40, 9, 9, 16, 3, 3)
@@ -1107,6 +1236,9 @@ fn large_planes_match_reference() {
         Conv2dParams::builder(4, 64, 40, 28, 160, 3, 3)
             .stride(2, 2)
             .pad(1, 1),
+        // Winograd (`winograd.rs`): several tasks per image, odd planes, asymmetric padding,
+        // channels padded to the vector width (30 of 32).
+        Conv2dParams::builder(2, 30, 33, 41, 32, 3, 3).padding(2, 1, 0, 2),
     ];
     for b in shapes {
         let p = b.build().unwrap();

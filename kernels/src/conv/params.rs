@@ -67,6 +67,8 @@ pub(crate) struct Plan {
     /// The direct backward-data plan of strided convolutions with input channels in the
     /// vector lanes (see `kvec_strided.rs`), if it applies.
     pub(crate) kvec_strided: Option<super::kvec_strided::StridedPlan>,
+    /// The Winograd F(2x2, 3x3) plan (see `winograd.rs`), if a native pass uses it.
+    pub(crate) winograd: Option<super::winograd::WinogradPlan>,
 }
 
 /// Builder of [`Conv2dParams`]; every setter changes one field, [`build`](Self::build)
@@ -190,6 +192,7 @@ impl Conv2dBuilder {
                 col_blocks: None,
                 kvec: None,
                 kvec_strided: None,
+                winograd: None,
             },
         };
         // Every buffer size the passes compute must fit (checked once, here).
@@ -273,6 +276,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
             col_blocks: None,
             kvec: None,
             kvec_strided: None,
+            winograd: None,
         });
     }
     let slot = checked_sum("workspace", &[col_len, buf_len, part_len])?;
@@ -291,6 +295,7 @@ fn plan(p: &Conv2dParams, max_tile: usize) -> Result<Plan, KernelError> {
         col_blocks: super::col_blocks::plan(p)?,
         kvec: super::kvec::plan(p)?,
         kvec_strided: super::kvec_strided::plan(p),
+        winograd: super::winograd::plan(p),
     })
 }
 
@@ -376,6 +381,9 @@ impl Conv2dParams {
             cap(&mut b.grad_slots, b.grad_ipt);
         }
         if let Some(b) = &mut self.plan.kvec_strided {
+            cap(&mut b.slots, 1);
+        }
+        if let Some(b) = &mut self.plan.winograd {
             cap(&mut b.slots, 1);
         }
         self
@@ -506,7 +514,9 @@ impl Conv2dParams {
         let col_blocks = self.plan.col_blocks.map_or(0, |b| b.workspace_len());
         let kvec = self.plan.kvec.map_or(0, |b| b.workspace_len());
         let kvec_strided = self.plan.kvec_strided.map_or(0, |b| b.workspace_len());
+        let winograd = self.plan.winograd.map_or(0, |b| b.workspace_len());
         (self.plan.slots * self.slot_len())
+            .max(winograd)
             .max(wide)
             .max(kvec)
             .max(kvec_strided)
