@@ -5,6 +5,9 @@
 //! `n * oh * ow` terms); wrong buffer lengths and bad descriptors fail.
 #![no_main]
 
+#[path = "../../kernels/tests/conv_common/winograd.rs"]
+mod winograd_bound;
+
 use libfuzzer_sys::fuzz_target;
 use nnkern_fuzz::*;
 use nnkern_kernels::conv::*;
@@ -18,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
     // of 32 at 3x3, shapes the direct paths with output channels in the vector lanes take
     // (`conv/kvec.rs`, `conv/kvec_grad.rs`); one in four has 28 or 32 input channels per
     // group, the backward-data with input channels in the lanes
-    // (`conv/kvec_strided.rs`; also the transposed forward).
+    // (`conv/kvec_strided.rs`; also the transposed forward). 3x3 stride-1 shapes of the
+    // first and third kinds with 16 or more channels per group both ways take the Winograd
+    // path (`conv/winograd.rs`).
     let mode = inp.byte() % 4;
     let (blocked, kvec, kvec_in) = (mode == 0, mode == 1, mode == 2);
     let (n, groups) = if blocked {
@@ -190,6 +195,15 @@ fn forward_passes(inp: &mut Input, p: &Conv2dParams) {
     let mut mag_dx = want_dx.clone();
     conv2d_backward_data_reference(p, &dy64, &w64, &mut want_dx).unwrap();
     conv2d_backward_data_reference(p, &dya, &wa, &mut mag_dx).unwrap();
+    // 3x3 stride-1 shapes may run on the Winograd path: its bound on top (folded into the
+    // magnitudes for `assert_close`'s `2 (terms + 2) eps mag`).
+    if let Some((ey, edx)) = winograd_bound::winograd_extra(p, &xa, &wa, &dya) {
+        let (kg, rs) = (k / p.groups(), p.r() * p.s());
+        for (mag, extra, terms) in [(&mut mag_y, ey, cg * rs + 1), (&mut mag_dx, edx, kg * rs)] {
+            let scale = 2.0 * (terms as f64 + 2.0) * f32::EPSILON as f64;
+            mag.iter_mut().zip(extra).for_each(|(m, e)| *m += e / scale);
+        }
+    }
     let (mut want_dw, mut mag_dw) = (vec![0.0; p.weight_len()], vec![0.0; p.weight_len()]);
     let (mut want_db, mut mag_db) = (vec![0.0; k], vec![0.0; k]);
     conv2d_backward_weight_reference(p, &x64, &dy64, &mut want_dw, Some(&mut want_db)).unwrap();
