@@ -91,6 +91,7 @@ fn params() -> impl Strategy<Value = Conv2dParams> {
         })
 }
 
+#[derive(Clone)]
 struct Case {
     x: Vec<f32>,
     w: Vec<f32>,
@@ -455,12 +456,7 @@ fn winograd_special_values_reach_only_their_window() {
             (13, "dy"),
             (p.output_len() - 30, "dy"),
         ] {
-            let mut c = Case {
-                x: c.x.clone(),
-                w: c.w.clone(),
-                b: c.b.clone(),
-                dy: c.dy.clone(),
-            };
+            let mut c = c.clone();
             let (got, want) = if what == "x" {
                 c.x[pos] = bad;
                 let mut want = vec![0.0; p.output_len()];

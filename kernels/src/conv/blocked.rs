@@ -319,7 +319,7 @@ fn rows_pad(rows: usize) -> Option<usize> {
 }
 
 /// Whether `used` lanes or rows fill blocks of `block` to at least seven eighths.
-fn fills(used: usize, block: usize) -> bool {
+pub(super) fn fills(used: usize, block: usize) -> bool {
     used.checked_next_multiple_of(block)
         .is_some_and(|all| 8 * used as u128 >= 7 * all as u128)
 }

@@ -33,6 +33,7 @@
 //! infinity (`inf - inf` in the transforms). A NaN or infinite weight also reaches outputs
 //! whose tap lies in the padding (`0 * inf`), as on the im2col GEMM path.
 
+use super::blocked::fills;
 use super::params::{Conv2dParams, WS_BUDGET};
 use crate::error::checked_product;
 use crate::gemm::SharedPtr;
@@ -174,11 +175,6 @@ impl Job {
     }
 }
 
-/// Whether `used` channels fill their blocks of [`LANES_MAX`] to at least seven eighths.
-fn fills(used: usize) -> bool {
-    8 * used >= 7 * used.next_multiple_of(LANES_MAX)
-}
-
 /// The plan for `p`, if either native pass runs here: a 3x3, stride-1, undilated, not
 /// depthwise convolution with at least [`MIN_CHANNELS`] input and output channels per group,
 /// filling vectors of 16 to seven eighths (backward-data: also padding at most 2 on every
@@ -196,21 +192,22 @@ pub(crate) fn plan(p: &Conv2dParams) -> Option<WinogradPlan> {
         && p.ow > 0
         && cg >= MIN_CHANNELS
         && kg >= MIN_CHANNELS
-        && fills(cg)
-        && fills(kg);
+        && fills(cg, LANES_MAX)
+        && fills(kg, LANES_MAX);
     if !applies {
         return None;
     }
     let (pt, pb, pl, pr) = p.pad;
-    let forward = Job::new(p, false).pays()?;
-    let backward_data = pt.max(pb).max(pl).max(pr) <= 2 && Job::new(p, true).pays()?;
-    let jobs = [
-        forward.then(|| Job::new(p, false)),
-        backward_data.then(|| Job::new(p, true)),
-    ];
+    // (The adjoint's padding is 2 - pad: only for pads of at most 2.)
+    let fwd = Some(Job::new(p, false)).filter(|j| j.pays() == Some(true));
+    let bwd = (pt.max(pb).max(pl).max(pr) <= 2)
+        .then(|| Job::new(p, true))
+        .filter(|j| j.pays() == Some(true));
+    let (forward, backward_data) = (fwd.is_some(), bwd.is_some());
     if !forward && !backward_data {
         return None;
     }
+    let jobs = [fwd, bwd];
     let (mut u_len, mut slot_len, mut tasks) = (0, 0, 1);
     for job in jobs.iter().flatten() {
         u_len = u_len.max(job.u_len()?);
