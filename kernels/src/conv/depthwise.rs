@@ -19,7 +19,7 @@
 use super::params::Conv2dParams;
 use super::phases::{merge_row2, split_row2, take_even};
 use super::rows::{conv_row, dot_rows, tail_keep, Taps, MAX_TAPS};
-use crate::simd::{dispatch, in_vector_context, Isa, SimdFn, Vector};
+use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use rayon::prelude::*;
 use std::cell::Cell;
 
@@ -92,18 +92,10 @@ impl Padded {
             + dc / self.sw
     }
 
-    /// Writes `src` (`h x w`) into `dst` (`len()`), zeros around it (in a vector context:
-    /// the stride-2 split is shuffles there, scalar moves in a baseline build).
-    fn fill(&self, src: &[f32], dst: &mut [f32]) {
-        in_vector_context(
-            true,
-            #[inline(always)]
-            || self.fill_rows(src, dst),
-        )
-    }
-
+    /// Writes `src` (`h x w`) into `dst` (`len()`), zeros around it (the stride-2 column
+    /// split in `V`'s shuffles).
     #[inline(always)]
-    fn fill_rows(&self, src: &[f32], dst: &mut [f32]) {
+    fn fill<V: Vector<Elem = f32>>(&self, src: &[f32], dst: &mut [f32]) {
         // Strides 1 and 2 write whole rows of the phases, padding included, so only the
         // padding rows need zeros (zeroing the whole copy first was 6% of a stride-2
         // forward); other strides zero it all.
@@ -129,7 +121,7 @@ impl Padded {
                 // Both phase rows whole, padding included.
                 let (e, o) = (self.offset(pr, 0), self.offset(pr, 1));
                 let (head, odd) = dst.split_at_mut(o);
-                split_row2(
+                split_row2::<V>(
                     row,
                     self.left,
                     &mut head[e..e + self.wq],
@@ -151,21 +143,13 @@ impl Padded {
     }
 
     /// The inverse of [`fill`](Self::fill): reads the `h x w` plane back out of `src`.
-    fn unfill(&self, src: &[f32], dst: &mut [f32]) {
-        in_vector_context(
-            true,
-            #[inline(always)]
-            || self.unfill_rows(src, dst),
-        )
-    }
-
     #[inline(always)]
-    fn unfill_rows(&self, src: &[f32], dst: &mut [f32]) {
+    fn unfill<V: Vector<Elem = f32>>(&self, src: &[f32], dst: &mut [f32]) {
         for (i, row) in dst.chunks_exact_mut(self.w).enumerate() {
             let pr = i + self.top;
             if self.sw == 2 {
                 let (e, o) = (self.offset(pr, 0), self.offset(pr, 1));
-                merge_row2(&src[e..e + self.wq], &src[o..o + self.wq], self.left, row);
+                merge_row2::<V>(&src[e..e + self.wq], &src[o..o + self.wq], self.left, row);
                 continue;
             }
             for j0 in 0..self.sw.min(self.w) {
@@ -280,8 +264,6 @@ pub(crate) fn backward_data_strided(
         .with_min_len(PLANES_PER_TASK)
         .for_each(|(plane, (dxp, dyp))| {
             with_plane(len, |scratch| {
-                let (ib, ob) = scratch.split_at_mut(inp.len());
-                inp.fill(dyp, ib);
                 let c = plane % p.c;
                 let job = Phases {
                     p,
@@ -290,17 +272,18 @@ pub(crate) fn backward_data_strided(
                     top,
                     left,
                     w: &w[c * rs..(c + 1) * rs],
-                    dy: ib,
-                    phases: &mut *ob,
+                    dy: dyp,
+                    dx: dxp,
+                    scratch,
                 };
                 dispatch(isa, job);
-                out.unfill(ob, dxp);
             })
         });
     true
 }
 
-/// The phases of one padded `dx` plane (see [`backward_data_strided`]).
+/// One `dx` plane from its `dy` plane through the phases of the padded `dx` (see
+/// [`backward_data_strided`]): `scratch` holds the bordered `dy`, then the phases.
 struct Phases<'a> {
     p: &'a Conv2dParams,
     inp: Padded,
@@ -309,7 +292,8 @@ struct Phases<'a> {
     left: usize,
     w: &'a [f32],
     dy: &'a [f32],
-    phases: &'a mut [f32],
+    dx: &'a mut [f32],
+    scratch: &'a mut [f32],
 }
 
 impl SimdFn<f32> for Phases<'_> {
@@ -319,6 +303,8 @@ impl SimdFn<f32> for Phases<'_> {
         let (p, out) = (self.p, self.out);
         let (sh, sw) = (p.stride.0, p.stride.1);
         let plane = out.hq * out.wq;
+        let (dy, phases) = self.scratch.split_at_mut(self.inp.len());
+        self.inp.fill::<V>(self.dy, dy);
         for a in 0..sh {
             for b in 0..sw {
                 // This phase's taps: offsets into the bordered `dy`, and weights.
@@ -332,20 +318,21 @@ impl SimdFn<f32> for Phases<'_> {
                     }
                 }
                 let t = Taps {
-                    x: self.dy,
+                    x: dy,
                     off: &off[..n],
                     stride: self.inp.wq,
                     ow: out.wq,
                 };
                 assert!(t.in_bounds(out.hq), "depthwise: bordered dy too short");
                 let base = (a * sw + b) * plane;
-                let ph = &mut self.phases[base..base + plane];
+                let ph = &mut phases[base..base + plane];
                 for (i, row) in ph.chunks_exact_mut(out.wq).enumerate() {
                     // SAFETY: `in_bounds` above; `row` holds the phase's `wq` outputs of row i.
                     unsafe { conv_row::<V, 1>(t, i, &wt[..n], [0.0], row.as_mut_ptr(), 0) };
                 }
             }
         }
+        out.unfill::<V>(phases, self.dx);
     }
 }
 
@@ -373,21 +360,16 @@ fn planes<'w>(
             let tmp = if sub > 1 { full } else { 0 };
             with_plane(pad.len() + tmp, |scratch| {
                 let (scratch, tmp) = scratch.split_at_mut(pad.len());
-                pad.fill(i, scratch);
-                let t = Taps {
-                    x: scratch,
-                    off,
-                    stride: pad.wq,
-                    ow: if sub > 1 { full } else { out_w },
-                };
-                let (w, b) = (ws(plane % c), init(plane % c));
-                let out = o;
                 let plane = Plane {
-                    t,
+                    pad,
+                    inp: i,
+                    scratch,
+                    off,
+                    row: if sub > 1 { full } else { out_w },
                     out_h,
-                    w,
-                    b,
-                    out,
+                    w: ws(plane % c),
+                    b: init(plane % c),
+                    out: o,
                     sub,
                     tmp,
                 };
@@ -396,10 +378,14 @@ fn planes<'w>(
         });
 }
 
-/// One output plane of a padded-plane stencil (every `sub`-th column of the row kernel's,
-/// through `tmp` when `sub > 1`).
+/// One output plane of a padded-plane stencil over input plane `inp` (copied into
+/// `scratch`): every `sub`-th column of the row kernel's `row`, through `tmp` when `sub > 1`.
 struct Plane<'a> {
-    t: Taps<'a>,
+    pad: Padded,
+    inp: &'a [f32],
+    scratch: &'a mut [f32],
+    off: &'a [usize],
+    row: usize,
     out_h: usize,
     w: &'a [f32],
     b: f32,
@@ -412,7 +398,14 @@ impl SimdFn<f32> for Plane<'_> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
-        let (t, sub) = (self.t, self.sub);
+        self.pad.fill::<V>(self.inp, self.scratch);
+        let t = Taps {
+            x: self.scratch,
+            off: self.off,
+            stride: self.pad.wq,
+            ow: self.row,
+        };
+        let sub = self.sub;
         assert!(t.in_bounds(self.out_h), "depthwise: padded plane too short");
         let ow = if sub > 1 { t.ow.div_ceil(sub) } else { t.ow };
         assert_eq!(
@@ -429,7 +422,7 @@ impl SimdFn<f32> for Plane<'_> {
             // SAFETY: `in_bounds` above; `dst` holds the row kernel's `t.ow` outputs.
             unsafe { conv_row::<V, 1>(t, oh, self.w, [self.b], dst.as_mut_ptr(), 0) };
             if sub == 2 {
-                take_even(self.tmp, row);
+                take_even::<V>(self.tmp, row);
             } else if sub > 1 {
                 let src = self.tmp.iter().step_by(sub);
                 row.iter_mut().zip(src).for_each(|(d, &v)| *d = v);
@@ -519,7 +512,8 @@ impl GradTaps<'_, '_> {
         let (mut acc, mut sacc) = ([[V::zero(); T]], [[0.0f32; T]]);
         for b in 0..p.n {
             let plane = b * p.c + g.c;
-            g.pad.fill(&g.x[plane * hw..(plane + 1) * hw], self.scratch);
+            g.pad
+                .fill::<V>(&g.x[plane * hw..(plane + 1) * hw], self.scratch);
             let t = Taps {
                 x: self.scratch,
                 off,

@@ -6,7 +6,7 @@
 
 use super::params::Conv2dParams;
 use super::phases::merge_row2;
-use crate::simd::{dispatch, in_vector_context, Isa, SimdFn, Vector};
+use crate::simd::{dispatch, Isa, SimdFn, Vector};
 use num_traits::Float;
 
 /// The output indices `lo..hi` whose input coordinate `o * stride + off - pad` lies in
@@ -220,11 +220,7 @@ pub(crate) fn col2im_image(p: &Conv2dParams, col: &[f32], ld: usize, dx: &mut [f
         dx.fill(0.0);
         dispatch(Isa::active(), Col2imPlain { p, col, ld, dx });
     } else if p.stride.1 == 2 && phase_width(p) <= PHASE_ROW_MAX {
-        in_vector_context(
-            true,
-            #[inline(always)]
-            || col2im_image_sw2(p, col, ld, dx),
-        );
+        dispatch(Isa::active(), Col2imSw2 { p, col, ld, dx });
     } else {
         let nc = dx.len() / (p.h * p.w);
         dx.fill(0.0);
@@ -245,8 +241,28 @@ fn phase_width(p: &Conv2dParams) -> usize {
 /// contiguous run (vector adds), then merged into place (shuffles). The per-element scatter
 /// at stride 2 of [`col2im`] was scalar: 18% of resnet_s2's backward-data. Each element
 /// receives its taps in the same order (r, then s) as there.
+struct Col2imSw2<'a> {
+    p: &'a Conv2dParams,
+    col: &'a [f32],
+    ld: usize,
+    dx: &'a mut [f32],
+}
+
+impl SimdFn<f32> for Col2imSw2<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        col2im_image_sw2::<V>(self.p, self.col, self.ld, self.dx)
+    }
+}
+
 #[inline(always)]
-fn col2im_image_sw2(p: &Conv2dParams, col: &[f32], ld: usize, dx: &mut [f32]) {
+fn col2im_image_sw2<V: Vector<Elem = f32>>(
+    p: &Conv2dParams,
+    col: &[f32],
+    ld: usize,
+    dx: &mut [f32],
+) {
     let (sh, (dh, dw), (pt, pl)) = (p.stride.0, p.dilation, (p.pad.0, p.pad.2));
     let wq = phase_width(p);
     let mut buf = [0.0f32; 2 * PHASE_ROW_MAX];
@@ -275,7 +291,7 @@ fn col2im_image_sw2(p: &Conv2dParams, col: &[f32], ld: usize, dx: &mut [f32]) {
                 }
             }
         }
-        merge_row2(even, odd, pl, out);
+        merge_row2::<V>(even, odd, pl, out);
     }
 }
 

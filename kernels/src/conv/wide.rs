@@ -36,7 +36,7 @@ use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use super::phases::{padded, split_row2};
 use crate::error::{checked_product, checked_sum, KernelError};
 use crate::gemm::{gemm_gather, Gather};
-use crate::simd::{dispatch, in_vector_context, transpose8x8, Isa, SimdFn, Vector};
+use crate::simd::{dispatch, transpose8x8, Isa, SimdFn, Vector};
 use crate::Gemm;
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -195,61 +195,64 @@ fn with_rows<R>(p: &Conv2dParams, wp: &WidePlan, f: impl FnOnce(&[usize]) -> R) 
 /// Copies image channels `[h, w]` into their zero-padded phase planes: phase `(a, b)` of a
 /// channel holds padded rows `a, a + sh, ...` and columns `b, b + sw, ...`. Runs in the
 /// active ISA's target-feature context, where the copies vectorize.
-fn split_images(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]) {
-    in_vector_context(
-        true,
-        #[inline(always)]
-        || split_images_body(p, wp, x, out),
-    )
+struct SplitImages<'a> {
+    p: &'a Conv2dParams,
+    wp: &'a WidePlan,
+    x: &'a [f32],
+    out: &'a mut [f32],
 }
 
-#[inline(always)]
-fn split_images_body(p: &Conv2dParams, wp: &WidePlan, x: &[f32], out: &mut [f32]) {
-    let ((sh, sw), (pt, pl)) = (p.stride, (p.pad.0, p.pad.2));
-    let pq = wp.hq * wp.wq;
-    // Padded row `i * sh + a` of the image, if it is an input row.
-    let src_row = |i: usize, a: usize| {
-        let ih = (i * sh + a).checked_sub(pt).filter(|&ih| ih < p.h)?;
-        Some(ih * p.w..(ih + 1) * p.w)
-    };
-    for (src, dst) in x.chunks_exact(p.h * p.w).zip(out.chunks_exact_mut(wp.chan)) {
-        if sw == 2 {
-            // Both column phases of a padded row from one pass over it.
-            for (a, planes) in dst.chunks_exact_mut(2 * pq).enumerate() {
-                let (even, odd) = planes.split_at_mut(pq);
-                let rows = even
-                    .chunks_exact_mut(wp.wq)
-                    .zip(odd.chunks_exact_mut(wp.wq));
-                for (i, (even, odd)) in rows.enumerate() {
-                    match src_row(i, a) {
-                        Some(srow) => split_row2(&src[srow], pl, even, odd),
-                        None => {
-                            even.fill(0.0);
-                            odd.fill(0.0);
+impl SimdFn<f32> for SplitImages<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn call<V: Vector<Elem = f32>>(self) {
+        let (p, wp, x, out) = (self.p, self.wp, self.x, self.out);
+        let ((sh, sw), (pt, pl)) = (p.stride, (p.pad.0, p.pad.2));
+        let pq = wp.hq * wp.wq;
+        // Padded row `i * sh + a` of the image, if it is an input row.
+        let src_row = |i: usize, a: usize| {
+            let ih = (i * sh + a).checked_sub(pt).filter(|&ih| ih < p.h)?;
+            Some(ih * p.w..(ih + 1) * p.w)
+        };
+        for (src, dst) in x.chunks_exact(p.h * p.w).zip(out.chunks_exact_mut(wp.chan)) {
+            if sw == 2 {
+                // Both column phases of a padded row from one pass over it.
+                for (a, planes) in dst.chunks_exact_mut(2 * pq).enumerate() {
+                    let (even, odd) = planes.split_at_mut(pq);
+                    let rows = even
+                        .chunks_exact_mut(wp.wq)
+                        .zip(odd.chunks_exact_mut(wp.wq));
+                    for (i, (even, odd)) in rows.enumerate() {
+                        match src_row(i, a) {
+                            Some(srow) => split_row2::<V>(&src[srow], pl, even, odd),
+                            None => {
+                                even.fill(0.0);
+                                odd.fill(0.0);
+                            }
                         }
                     }
                 }
+                continue;
             }
-            continue;
-        }
-        for (ph, plane) in dst.chunks_exact_mut(pq).enumerate() {
-            let (a, b) = (ph / sw, ph % sw);
-            for (i, row) in plane.chunks_exact_mut(wp.wq).enumerate() {
-                let Some(srow) = src_row(i, a) else {
-                    row.fill(0.0);
-                    continue;
-                };
-                let srow = &src[srow];
-                if sw == 1 {
-                    // The padded row itself: `pl` zeros, the row, zeros.
-                    row[..pl].fill(0.0);
-                    row[pl..pl + p.w].copy_from_slice(srow);
-                    row[pl + p.w..].fill(0.0);
-                } else {
-                    // Padded columns b, b + sw, ...: the input columns from the first
-                    // one at or after `pl` in this phase, every sw-th.
-                    for (t, v) in row.iter_mut().enumerate() {
-                        *v = padded(srow, pl, t * sw + b);
+            for (ph, plane) in dst.chunks_exact_mut(pq).enumerate() {
+                let (a, b) = (ph / sw, ph % sw);
+                for (i, row) in plane.chunks_exact_mut(wp.wq).enumerate() {
+                    let Some(srow) = src_row(i, a) else {
+                        row.fill(0.0);
+                        continue;
+                    };
+                    let srow = &src[srow];
+                    if sw == 1 {
+                        // The padded row itself: `pl` zeros, the row, zeros.
+                        row[..pl].fill(0.0);
+                        row[pl..pl + p.w].copy_from_slice(srow);
+                        row[pl + p.w..].fill(0.0);
+                    } else {
+                        // Padded columns b, b + sw, ...: the input columns from the first
+                        // one at or after `pl` in this phase, every sw-th.
+                        for (t, v) in row.iter_mut().enumerate() {
+                            *v = padded(srow, pl, t * sw + b);
+                        }
                     }
                 }
             }
@@ -265,7 +268,15 @@ fn source<'a>(p: &Conv2dParams, wp: &WidePlan, xt: &'a [f32], pad: &'a mut [f32]
     }
     let imgs = xt.len() / (p.c * p.h * p.w);
     let pad = &mut pad[..imgs * p.c * wp.chan];
-    split_images(p, wp, xt, pad);
+    dispatch(
+        Isa::active(),
+        SplitImages {
+            p,
+            wp,
+            x: xt,
+            out: pad,
+        },
+    );
     pad
 }
 

@@ -25,6 +25,7 @@ macro_rules! avx2_vector {
      max = $max:ident, min = $min:ident, cmp = $cmp:ident, blend = $blend:ident,
      and = $and:ident, or = $or:ident, andnot = $andnot:ident, movemask = $movemask:ident,
      cast_i = $cast_i:ident, cast_f = $cast_f:ident, slli = $slli:ident, stream = $stream:ident,
+     deinterleave = $deint:ident, interleave = $int:ident,
      magic = $magic:expr, shift = $shift:expr) => {
         impl Vector for $name {
             type Elem = $t;
@@ -174,8 +175,88 @@ macro_rules! avx2_vector {
                 // SAFETY: AVX2 available (module invariant).
                 $name(unsafe { $or(self.0, b.0) })
             }
+            #[inline(always)]
+            fn deinterleave(self, next: Self) -> (Self, Self) {
+                // SAFETY: AVX2 available (module invariant).
+                let (e, o) = unsafe { $deint(self.0, next.0) };
+                ($name(e), $name(o))
+            }
+            #[inline(always)]
+            fn interleave(self, odd: Self) -> (Self, Self) {
+                // SAFETY: AVX2 available (module invariant).
+                let (a, b) = unsafe { $int(self.0, odd.0) };
+                ($name(a), $name(b))
+            }
         }
     };
+}
+
+/// Even and odd elements of the run `a, b` (see `Vector::deinterleave`).
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn deinterleave_ps(a: __m256, b: __m256) -> (__m256, __m256) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        // [a0 a2 b0 b2 | a4 a6 b4 b6]: then the 64-bit pairs in the order 0, 2, 1, 3.
+        let e = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+        let o = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+        let order = |v: __m256| {
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+        };
+        (order(e), order(o))
+    }
+}
+
+/// The run `e0 o0 e1 o1 ...` as two vectors (see `Vector::interleave`).
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn interleave_ps(e: __m256, o: __m256) -> (__m256, __m256) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        // [e0 o0 e1 o1 | e4 o4 e5 o5] and [e2 o2 e3 o3 | e6 o6 e7 o7]: then the halves.
+        let (lo, hi) = (_mm256_unpacklo_ps(e, o), _mm256_unpackhi_ps(e, o));
+        (
+            _mm256_permute2f128_ps::<0x20>(lo, hi),
+            _mm256_permute2f128_ps::<0x31>(lo, hi),
+        )
+    }
+}
+
+/// As [`deinterleave_ps`], 4 x f64.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn deinterleave_pd(a: __m256d, b: __m256d) -> (__m256d, __m256d) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        // [a0 b0 | a2 b2] in the order 0, 2, 1, 3.
+        let (e, o) = (_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b));
+        (
+            _mm256_permute4x64_pd::<0b11_01_10_00>(e),
+            _mm256_permute4x64_pd::<0b11_01_10_00>(o),
+        )
+    }
+}
+
+/// As [`interleave_ps`], 4 x f64.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn interleave_pd(e: __m256d, o: __m256d) -> (__m256d, __m256d) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let (lo, hi) = (_mm256_unpacklo_pd(e, o), _mm256_unpackhi_pd(e, o));
+        (
+            _mm256_permute2f128_pd::<0x20>(lo, hi),
+            _mm256_permute2f128_pd::<0x31>(lo, hi),
+        )
+    }
 }
 
 avx2_vector!(
@@ -204,6 +285,8 @@ avx2_vector!(
     cast_f = _mm256_castsi256_ps,
     slli = _mm256_slli_epi32,
     stream = _mm256_stream_ps,
+    deinterleave = deinterleave_ps,
+    interleave = interleave_ps,
     magic = 127.0 + 12_582_912.0,
     shift = 23
 );
@@ -233,6 +316,8 @@ avx2_vector!(
     cast_f = _mm256_castsi256_pd,
     slli = _mm256_slli_epi64,
     stream = _mm256_stream_pd,
+    deinterleave = deinterleave_pd,
+    interleave = interleave_pd,
     magic = 1023.0 + 6_755_399_441_055_744.0,
     shift = 52
 );

@@ -42,6 +42,19 @@ impl F32x16Avx512 {
         }
     }
 
+    /// Lane `i` is element `idx[i]` of the 32-element run `self, b` (`vpermt2ps`).
+    ///
+    /// # Safety
+    /// AVX-512 F is available (module invariant).
+    #[inline(always)]
+    unsafe fn permute2(self, b: Self, idx: &[i32; 16]) -> Self {
+        // SAFETY: the caller's contract; `idx` is 16 readable i32s.
+        unsafe {
+            let idx = _mm512_loadu_si512(idx.as_ptr().cast());
+            F32x16Avx512(_mm512_permutex2var_ps(self.0, idx, b.0))
+        }
+    }
+
     /// A mask register as a vector: all bits set in its lanes, zero elsewhere.
     #[inline(always)]
     fn from_mask(k: __mmask16) -> Self {
@@ -189,6 +202,20 @@ impl Vector for F32x16Avx512 {
     fn or(self, b: Self) -> Self {
         // SAFETY: AVX-512 DQ available (module invariant).
         F32x16Avx512(unsafe { _mm512_or_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn deinterleave(self, next: Self) -> (Self, Self) {
+        const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
+        const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31];
+        // SAFETY: AVX-512 F available (module invariant); the index arrays are 64 bytes.
+        unsafe { (self.permute2(next, &EVEN), self.permute2(next, &ODD)) }
+    }
+    #[inline(always)]
+    fn interleave(self, odd: Self) -> (Self, Self) {
+        const LO: [i32; 16] = [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23];
+        const HI: [i32; 16] = [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
+        // SAFETY: as above.
+        unsafe { (self.permute2(odd, &LO), self.permute2(odd, &HI)) }
     }
 }
 
