@@ -517,7 +517,8 @@ proptest! {
 }
 
 /// Depthwise shapes for the padded-plane kernels (`conv/depthwise.rs`): strides per axis
-/// (phase-split planes), asymmetric and odd padding, dilation, rows narrower than a vector,
+/// (phase-split planes), asymmetric and odd padding, dilation, rows narrower than a vector
+/// and rows of several vectors of column pairs,
 /// and kernels past 64 taps (the stencil fallback of `direct.rs`).
 fn depthwise_params() -> impl Strategy<Value = Conv2dParams> {
     (
@@ -525,7 +526,7 @@ fn depthwise_params() -> impl Strategy<Value = Conv2dParams> {
             1usize..3,
             1usize..5,
             1usize..24,
-            1usize..24,
+            1usize..40,
             1usize..4,
             1usize..4,
         ),

@@ -86,10 +86,32 @@ impl Padded {
     }
 
     /// Where padded element `(dr, dc)` (from a row's first element) lands: in phase
-    /// `(dr mod sh, dc mod sw)`, at `(dr / sh, dc / sw)`.
+    /// `(dr mod sh, dc mod sw)`, at `(dr / sh, dc / sw)`. The row and column parts add up.
     fn offset(&self, dr: usize, dc: usize) -> usize {
-        (((dr % self.sh) * self.sw + dc % self.sw) * self.hq + dr / self.sh) * self.wq
-            + dc / self.sw
+        self.row_offset(dr) + self.col_offset(dc)
+    }
+
+    fn row_offset(&self, dr: usize) -> usize {
+        ((dr % self.sh) * self.sw * self.hq + dr / self.sh) * self.wq
+    }
+
+    fn col_offset(&self, dc: usize) -> usize {
+        (dc % self.sw) * self.hq * self.wq + dc / self.sw
+    }
+
+    /// `row_offset(first + i)` for `i = 0, 1, ...`, stepping through the row phases instead
+    /// of dividing per row (the divisions were 7% of a stride-2 backward-data).
+    fn row_offsets(&self, first: usize) -> impl Iterator<Item = usize> {
+        let (sh, phase, wq) = (self.sh, self.sw * self.hq * self.wq, self.wq);
+        let (mut a, mut q) = (first % sh, first / sh);
+        std::iter::from_fn(move || {
+            let at = a * phase + q * wq;
+            a += 1;
+            if a == sh {
+                (a, q) = (0, q + 1);
+            }
+            Some(at)
+        })
     }
 
     /// Writes `src` (`h x w`) into `dst` (`len()`), zeros around it (the stride-2 column
@@ -109,28 +131,27 @@ impl Padded {
                 }
             }
         }
-        for (i, row) in src.chunks_exact(self.w).enumerate() {
-            let pr = i + self.top;
+        let plane = self.hq * self.wq;
+        let rows = src.chunks_exact(self.w).zip(self.row_offsets(self.top));
+        for (row, base) in rows {
             if self.sw == 1 {
-                let at = self.offset(pr, 0);
                 let (l, w) = (self.left, self.w);
-                dst[at..at + l].fill(0.0);
-                dst[at + l..at + l + w].copy_from_slice(row);
-                dst[at + l + w..at + self.wq].fill(0.0);
+                dst[base..base + l].fill(0.0);
+                dst[base + l..base + l + w].copy_from_slice(row);
+                dst[base + l + w..base + self.wq].fill(0.0);
             } else if self.sw == 2 {
                 // Both phase rows whole, padding included.
-                let (e, o) = (self.offset(pr, 0), self.offset(pr, 1));
-                let (head, odd) = dst.split_at_mut(o);
+                let (head, odd) = dst.split_at_mut(base + plane);
                 split_row2::<V>(
                     row,
                     self.left,
-                    &mut head[e..e + self.wq],
+                    &mut head[base..base + self.wq],
                     &mut odd[..self.wq],
                 );
             } else {
                 // Columns `j0, j0 + sw, ...` land side by side in one phase.
                 for j0 in 0..self.sw.min(self.w) {
-                    let at = self.offset(pr, j0 + self.left);
+                    let at = base + self.col_offset(j0 + self.left);
                     let n = (self.w - j0).div_ceil(self.sw);
                     let src = row[j0..].iter().step_by(self.sw);
                     dst[at..at + n]
@@ -145,15 +166,16 @@ impl Padded {
     /// The inverse of [`fill`](Self::fill): reads the `h x w` plane back out of `src`.
     #[inline(always)]
     fn unfill<V: Vector<Elem = f32>>(&self, src: &[f32], dst: &mut [f32]) {
-        for (i, row) in dst.chunks_exact_mut(self.w).enumerate() {
-            let pr = i + self.top;
+        let plane = self.hq * self.wq;
+        let rows = dst.chunks_exact_mut(self.w).zip(self.row_offsets(self.top));
+        for (row, base) in rows {
             if self.sw == 2 {
-                let (e, o) = (self.offset(pr, 0), self.offset(pr, 1));
+                let (e, o) = (base, base + plane);
                 merge_row2::<V>(&src[e..e + self.wq], &src[o..o + self.wq], self.left, row);
                 continue;
             }
             for j0 in 0..self.sw.min(self.w) {
-                let at = self.offset(pr, j0 + self.left);
+                let at = base + self.col_offset(j0 + self.left);
                 let n = (self.w - j0).div_ceil(self.sw);
                 let out = row[j0..].iter_mut().step_by(self.sw);
                 out.zip(&src[at..at + n]).for_each(|(d, &v)| *d = v);
@@ -201,17 +223,19 @@ pub(crate) fn applies(p: &Conv2dParams) -> bool {
 
 /// Depthwise forward.
 ///
-/// A column stride is not phase-split: the rows are computed at every column and every
-/// `sw`-th is kept (de-interleaving the input costs a scalar move per input element, the
-/// subsampling one per output element, and the extra FMAs are cheap; 3x3 stride 2 on 56x56
-/// planes at 2 threads: 0.93 ms phase-split, 0.66-0.69 subsampled).
+/// Column stride 2 reads the input as its two column phases (the split is two shuffles per
+/// vector; 3x3 stride 2 on 56x56 planes, 1 thread: 1.2 ms computing the rows at every
+/// column and keeping the even ones, 0.96-1.0 phase-split). Larger column strides compute
+/// the rows at every column and keep every `sw`-th (their split would be scalar moves).
 pub(crate) fn forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    let pad = Padded::new(p.h, p.w, p.pad, p.stride.0, 1).expect("applies() checked the plane");
+    let (sh, sw) = p.stride;
+    let split = if sw == 2 { 2 } else { 1 };
+    let pad = Padded::new(p.h, p.w, p.pad, sh, split).expect("applies() checked the plane");
     let off = pad.taps(p.r, p.s, p.dilation, false);
     let rs = p.r * p.s;
     let init = |c: usize| bias.map_or(0.0, |b| b[c]);
     let ws = |c: usize| &w[c * rs..(c + 1) * rs];
-    let out = (p.oh, p.ow, p.stride.1);
+    let out = (p.oh, p.ow, sw / split);
     planes(p.c, pad, &off[..rs], out, x, y, ws, init);
 }
 
@@ -258,6 +282,13 @@ pub(crate) fn backward_data_strided(
     };
     let isa = Isa::active().for_row(p.ow);
     let rs = p.r * p.s;
+    // Each tap's phase of the padded `dx`, and its offset into the bordered `dy`.
+    let (mut phase, mut off) = ([0usize; MAX_TAPS], [0usize; MAX_TAPS]);
+    for t in 0..rs {
+        let (dr, dc) = (t / p.s * p.dilation.0, t % p.s * p.dilation.1);
+        phase[t] = (dr % sh) * sw + dc % sw;
+        off[t] = inp.offset(top - dr / sh, left - dc / sw);
+    }
     dx.par_chunks_mut(p.h * p.w)
         .zip(dy.par_chunks(p.oh * p.ow))
         .enumerate()
@@ -269,8 +300,8 @@ pub(crate) fn backward_data_strided(
                     p,
                     inp,
                     out,
-                    top,
-                    left,
+                    phase: &phase[..rs],
+                    off: &off[..rs],
                     w: &w[c * rs..(c + 1) * rs],
                     dy: dyp,
                     dx: dxp,
@@ -288,8 +319,9 @@ struct Phases<'a> {
     p: &'a Conv2dParams,
     inp: Padded,
     out: Padded,
-    top: usize,
-    left: usize,
+    /// Per tap: its phase and its offset into the bordered `dy`.
+    phase: &'a [usize],
+    off: &'a [usize],
     w: &'a [f32],
     dy: &'a [f32],
     dx: &'a mut [f32],
@@ -305,31 +337,27 @@ impl SimdFn<f32> for Phases<'_> {
         let plane = out.hq * out.wq;
         let (dy, phases) = self.scratch.split_at_mut(self.inp.len());
         self.inp.fill::<V>(self.dy, dy);
-        for a in 0..sh {
-            for b in 0..sw {
-                // This phase's taps: offsets into the bordered `dy`, and weights.
-                let (mut off, mut wt, mut n) = ([0usize; MAX_TAPS], [0.0f32; MAX_TAPS], 0);
-                for t in 0..p.r * p.s {
-                    let (dr, dc) = (t / p.s * p.dilation.0, t % p.s * p.dilation.1);
-                    if dr % sh == a && dc % sw == b {
-                        off[n] = self.inp.offset(self.top - dr / sh, self.left - dc / sw);
-                        wt[n] = self.w[t];
-                        n += 1;
-                    }
-                }
-                let t = Taps {
-                    x: dy,
-                    off: &off[..n],
-                    stride: self.inp.wq,
-                    ow: out.wq,
-                };
-                assert!(t.in_bounds(out.hq), "depthwise: bordered dy too short");
-                let base = (a * sw + b) * plane;
-                let ph = &mut phases[base..base + plane];
-                for (i, row) in ph.chunks_exact_mut(out.wq).enumerate() {
-                    // SAFETY: `in_bounds` above; `row` holds the phase's `wq` outputs of row i.
-                    unsafe { conv_row::<V, 1>(t, i, &wt[..n], [0.0], row.as_mut_ptr(), 0) };
-                }
+        for (ph, phase) in phases[..sh * sw * plane]
+            .chunks_exact_mut(plane)
+            .enumerate()
+        {
+            // This phase's taps: offsets into the bordered `dy`, and weights.
+            let (mut off, mut wt, mut n) = ([0usize; MAX_TAPS], [0.0f32; MAX_TAPS], 0);
+            for t in (0..self.w.len()).filter(|&t| self.phase[t] == ph) {
+                off[n] = self.off[t];
+                wt[n] = self.w[t];
+                n += 1;
+            }
+            let t = Taps {
+                x: dy,
+                off: &off[..n],
+                stride: self.inp.wq,
+                ow: out.wq,
+            };
+            assert!(t.in_bounds(out.hq), "depthwise: bordered dy too short");
+            for (i, row) in phase.chunks_exact_mut(out.wq).enumerate() {
+                // SAFETY: `in_bounds` above; `row` holds the phase's `wq` outputs of row i.
+                unsafe { conv_row::<V, 1>(t, i, &wt[..n], [0.0], row.as_mut_ptr(), 0) };
             }
         }
         out.unfill::<V>(phases, self.dx);
