@@ -27,7 +27,7 @@
 use super::blocked::{Axis, Dir};
 use super::params::{Conv2dParams, MAX_SLOTS, WS_BUDGET};
 use crate::error::{checked_product, KernelError};
-use crate::simd::{dispatch, in_vector_context, transpose8x8, Isa, SimdFn, Vector};
+use crate::simd::{dispatch, in_vector_context, prefetch, transpose8x8, Isa, SimdFn, Vector};
 use rayon::prelude::*;
 
 /// Output channels per group are padded to a multiple of this (the widest tile's `KV *
@@ -332,6 +332,9 @@ pub(super) fn band_rows<'a>(
     padded_rows(x, p.h, (lo, hi), cols, kp.band_in, pad)
 }
 
+/// How many planes ahead [`padded_rows`] prefetches.
+const PREFETCH_PLANES: usize = 2;
+
 /// Columns of a padded copy: `left` zero columns, then the `w` of the image, then zeros up
 /// to `wp`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -363,6 +366,11 @@ pub(super) fn padded_rows<'a>(
             .zip(pad.chunks_exact_mut(band_in * wp))
         {
             let src = &chan[lo * w..hi * w];
+            // The same rows PREFETCH_PLANES planes on (past `x`: harmless hints).
+            let ahead = src.as_ptr().wrapping_add(PREFETCH_PLANES * h * w);
+            for i in (0..src.len()).step_by(16) {
+                prefetch(ahead.wrapping_add(i));
+            }
             for (row, dst) in src.chunks_exact(w).zip(dst.chunks_exact_mut(wp)) {
                 dst[..left].fill(0.0);
                 dst[left..left + w].copy_from_slice(row);

@@ -5,7 +5,7 @@
 //! Names follow XNNPACK: `F32Gemm6x16Avx2Fma` computes a 6 x 16 tile of f32 with AVX2+FMA.
 
 use super::Transpose;
-use crate::simd::Vector;
+use crate::simd::{prefetch, Vector};
 use num_traits::{Float, One, Zero};
 
 /// One call of the macro-kernel: a block of A (packed in MR-row panels, `kc` deep, or read in
@@ -382,18 +382,6 @@ impl<T, B: BDepths<T>> Rows<T, B> {
         }
         R
     }
-}
-
-/// Hints the cache to fetch the line holding `p` (no-op off x86-64).
-#[inline(always)]
-pub(super) fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// The register tile: `acc[i][v] = sum_p a[i][p] * b[p][v]`, in order of p (the fixed

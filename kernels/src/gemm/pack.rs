@@ -391,7 +391,7 @@ fn copy_depth_major<T: Float, const R: usize>(
             let next = x.data[start + PREFETCH_ROWS * x.ld..].as_ptr();
             let step = 64 / std::mem::size_of::<T>();
             for j in (0..lines + step).step_by(step) {
-                super::kernels::prefetch(next.wrapping_add(j));
+                crate::simd::prefetch(next.wrapping_add(j));
             }
         }
         for (q, src) in row.chunks_exact(R).enumerate() {

@@ -421,6 +421,19 @@ unsafe fn call_avx512<T: SimdElem, F: SimdFn<T>>(f: F) -> F::Output {
     f.call::<T::Avx512>()
 }
 
+/// Hints the cache to fetch the line holding `p` (no-op off x86-64). Any address will do:
+/// the hint never faults, so callers may point past their slices.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// `out[j][i] = rows[i][j]` for an 8 x 8 block (each row at least 8 long): AVX2 shuffles in
 /// code generic over an AVX2 or AVX-512 vector `V` (inlined into its target-feature
 /// function), else scalar moves. For layout changes (batch-blocked convolution).
