@@ -439,6 +439,17 @@ proptest! {
     }
 }
 
+/// Tile counts whose last register tile is widened on AVX-512 (12 + 1 and 12 + 2 tiles):
+/// backward-data of a 13x13 plane (49 tiles) and the forward of a 10x20 output (50 tiles).
+#[test]
+fn winograd_widened_last_tiles_match_exactly() {
+    for (dims, seed) in [([2, 32, 13, 13, 32], 3), ([1, 16, 12, 22, 32], 4)] {
+        let [n, c, h, w, k] = dims;
+        let p = Conv2dParams::new(n, c, h, w, k, 3, 3).unwrap();
+        winograd_matches_exactly(&p, seed);
+    }
+}
+
 /// Winograd (`conv/winograd.rs`): a NaN input reaches exactly the outputs whose window holds
 /// it, as in the plain sums, in both passes, though each tile's transform mixes its whole
 /// 4x4 patch; an infinite one does no more than make those outputs non-finite.

@@ -549,6 +549,19 @@ fn products<V: Vector<Elem = f32>, const MR: usize>(
                 let nt = if k + 2 * lanes <= kpad { 2 } else { 1 };
                 let mut t = 0;
                 while t < tiles {
+                    // AVX-512 (MR 12 of 32 registers) takes one or two tiles past MR into the
+                    // last register tile (28 accumulators): alone, a one-tile remainder
+                    // waits on its FMAs' latency (7x7 tiles per image: 49 = 4 * 12 + 1).
+                    let left = tiles - t;
+                    let mr = if MR == 12 && V::LANES == 16 && nt == 2 && (13..=14).contains(&left) {
+                        left
+                    } else if left >= MR {
+                        MR
+                    } else if left >= 4 {
+                        4
+                    } else {
+                        1
+                    };
                     let (a, b, o) = (
                         ve.wrapping_add(t * cs),
                         ue.wrapping_add(k),
@@ -559,22 +572,18 @@ fn products<V: Vector<Elem = f32>, const MR: usize>(
                     // g, output channels k + lane < kpad of group g) and rows (c < cin, e) of
                     // U[g]: inside the lengths asserted above.
                     unsafe {
-                        match (tiles - t >= MR, tiles - t >= 4, nt) {
-                            (true, _, 2) => tile::<V, MR, 2>(a, b, o, strides, cin),
-                            (true, _, _) => tile::<V, MR, 1>(a, b, o, strides, cin),
-                            (false, true, 2) => tile::<V, 4, 2>(a, b, o, strides, cin),
-                            (false, true, _) => tile::<V, 4, 1>(a, b, o, strides, cin),
-                            (false, false, 2) => tile::<V, 1, 2>(a, b, o, strides, cin),
-                            (false, false, _) => tile::<V, 1, 1>(a, b, o, strides, cin),
+                        match (mr, nt) {
+                            (13, 2) if MR == 12 => tile::<V, 13, 2>(a, b, o, strides, cin),
+                            (14, 2) if MR == 12 => tile::<V, 14, 2>(a, b, o, strides, cin),
+                            (m, 2) if m == MR => tile::<V, MR, 2>(a, b, o, strides, cin),
+                            (m, _) if m == MR => tile::<V, MR, 1>(a, b, o, strides, cin),
+                            (4, 2) => tile::<V, 4, 2>(a, b, o, strides, cin),
+                            (4, _) => tile::<V, 4, 1>(a, b, o, strides, cin),
+                            (_, 2) => tile::<V, 1, 2>(a, b, o, strides, cin),
+                            (_, _) => tile::<V, 1, 1>(a, b, o, strides, cin),
                         }
                     }
-                    t += if tiles - t >= MR {
-                        MR
-                    } else if tiles - t >= 4 {
-                        4
-                    } else {
-                        1
-                    };
+                    t += mr;
                 }
                 k += nt * lanes;
             }
