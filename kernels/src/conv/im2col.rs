@@ -236,11 +236,7 @@ fn phase_width(p: &Conv2dParams) -> usize {
     p.padded_hw().1.div_ceil(2)
 }
 
-/// [`col2im_image`] for column stride 2, row by row of `dx` (which it overwrites): each
-/// input row is summed as its two column phases, where every tap's output row adds as one
-/// contiguous run (vector adds), then merged into place (shuffles). The per-element scatter
-/// at stride 2 of [`col2im`] was scalar: 18% of resnet_s2's backward-data. Each element
-/// receives its taps in the same order (r, then s) as there.
+/// [`col2im_image_sw2`] in the active ISA's target-feature context.
 struct Col2imSw2<'a> {
     p: &'a Conv2dParams,
     col: &'a [f32],
@@ -256,6 +252,11 @@ impl SimdFn<f32> for Col2imSw2<'_> {
     }
 }
 
+/// [`col2im_image`] for column stride 2, row by row of `dx` (which it overwrites): each
+/// input row is summed as its two column phases, where every tap's output row adds as one
+/// contiguous run (vector adds), then merged into place (shuffles). The per-element scatter
+/// at stride 2 of [`col2im`] was scalar: 18% of resnet_s2's backward-data. Each element
+/// receives its taps in the same order (r, then s) as there.
 #[inline(always)]
 fn col2im_image_sw2<V: Vector<Elem = f32>>(
     p: &Conv2dParams,

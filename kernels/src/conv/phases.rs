@@ -16,6 +16,13 @@ pub(crate) fn padded(row: &[f32], pl: usize, j: usize) -> f32 {
         .unwrap_or(0.0)
 }
 
+/// Starts of the blocks of `l` that cover `lo..hi` (empty, or `hi - lo >= l`): the last one
+/// ends at `hi`, overlapping the one before (which writes the same values again).
+#[inline(always)]
+fn blocks(lo: usize, hi: usize, l: usize) -> impl Iterator<Item = usize> {
+    (lo..hi).step_by(l).map(move |t| t.min(hi - l))
+}
+
 /// Padded columns `0, 2, 4, ...` of `row` (`pl` zeros in front) into `even`, `1, 3, ...`
 /// into `odd` (zeros past the row): the interior, where both columns of a pair are input,
 /// by blocks of `V::LANES` pairs (two loads, [`Vector::deinterleave`], two stores; the last
@@ -45,9 +52,7 @@ pub(crate) fn split_row2<V: Vector<Elem = f32>>(
         }
         return;
     }
-    let mut t = t0;
-    while t < t1 {
-        let b = t.min(t1 - l);
+    for b in blocks(t0, t1, l) {
         let src = &row[2 * b - pl..][..2 * l];
         let (e, o) = (&mut even[b..b + l], &mut odd[b..b + l]);
         // SAFETY: `src` holds two vectors, `e` and `o` one each (bounds-checked slices).
@@ -56,7 +61,6 @@ pub(crate) fn split_row2<V: Vector<Elem = f32>>(
             ve.store(e.as_mut_ptr());
             vo.store(o.as_mut_ptr());
         }
-        t = b + l;
     }
 }
 
@@ -68,9 +72,8 @@ pub(crate) fn split_row2<V: Vector<Elem = f32>>(
 pub(crate) fn take_even<V: Vector<Elem = f32>>(src: &[f32], dst: &mut [f32]) {
     // Outputs whose pair (2i, 2i + 1) lies in `src`: the blocks' range.
     let (l, full) = (V::LANES, (src.len() / 2).min(dst.len()));
-    let mut t = 0;
-    while full >= l && t < full {
-        let b = t.min(full - l);
+    let done = if full >= l { full } else { 0 };
+    for b in blocks(0, done, l) {
         let pairs = &src[2 * b..][..2 * l];
         let out = &mut dst[b..b + l];
         // SAFETY: `pairs` holds two vectors, `out` one (bounds-checked slices).
@@ -78,9 +81,8 @@ pub(crate) fn take_even<V: Vector<Elem = f32>>(src: &[f32], dst: &mut [f32]) {
             let (e, _) = V::load(pairs.as_ptr()).deinterleave(V::load(pairs[l..].as_ptr()));
             e.store(out.as_mut_ptr());
         }
-        t = b + l;
     }
-    for (i, d) in dst.iter_mut().enumerate().skip(t) {
+    for (i, d) in dst.iter_mut().enumerate().skip(done) {
         *d = src[2 * i];
     }
 }
@@ -104,9 +106,8 @@ pub(crate) fn merge_row2<V: Vector<Elem = f32>>(
     };
     let (first, second) = (&first[pl / 2..], &second[pl.div_ceil(2)..]);
     let (l, pairs) = (V::LANES, row.len() / 2);
-    let mut t = 0;
-    while pairs >= l && t < pairs {
-        let b = t.min(pairs - l);
+    let done = if pairs >= l { pairs } else { 0 };
+    for b in blocks(0, done, l) {
         let (f, s) = (&first[b..b + l], &second[b..b + l]);
         let out = &mut row[2 * b..2 * (b + l)];
         // SAFETY: `f` and `s` hold one vector each, `out` two (bounds-checked slices).
@@ -115,9 +116,8 @@ pub(crate) fn merge_row2<V: Vector<Elem = f32>>(
             lo.store(out.as_mut_ptr());
             hi.store(out[l..].as_mut_ptr());
         }
-        t = b + l;
     }
-    for u in t..pairs {
+    for u in done..pairs {
         row[2 * u] = first[u];
         row[2 * u + 1] = second[u];
     }

@@ -192,9 +192,8 @@ fn with_rows<R>(p: &Conv2dParams, wp: &WidePlan, f: impl FnOnce(&[usize]) -> R) 
     out
 }
 
-/// Copies image channels `[h, w]` into their zero-padded phase planes: phase `(a, b)` of a
-/// channel holds padded rows `a, a + sh, ...` and columns `b, b + sw, ...`. Runs in the
-/// active ISA's target-feature context, where the copies vectorize.
+/// [`split_images`] in the active ISA's target-feature context, where the copies
+/// vectorize.
 struct SplitImages<'a> {
     p: &'a Conv2dParams,
     wp: &'a WidePlan,
@@ -206,53 +205,64 @@ impl SimdFn<f32> for SplitImages<'_> {
     type Output = ();
     #[inline(always)]
     fn call<V: Vector<Elem = f32>>(self) {
-        let (p, wp, x, out) = (self.p, self.wp, self.x, self.out);
-        let ((sh, sw), (pt, pl)) = (p.stride, (p.pad.0, p.pad.2));
-        let pq = wp.hq * wp.wq;
-        // Padded row `i * sh + a` of the image, if it is an input row.
-        let src_row = |i: usize, a: usize| {
-            let ih = (i * sh + a).checked_sub(pt).filter(|&ih| ih < p.h)?;
-            Some(ih * p.w..(ih + 1) * p.w)
-        };
-        for (src, dst) in x.chunks_exact(p.h * p.w).zip(out.chunks_exact_mut(wp.chan)) {
-            if sw == 2 {
-                // Both column phases of a padded row from one pass over it.
-                for (a, planes) in dst.chunks_exact_mut(2 * pq).enumerate() {
-                    let (even, odd) = planes.split_at_mut(pq);
-                    let rows = even
-                        .chunks_exact_mut(wp.wq)
-                        .zip(odd.chunks_exact_mut(wp.wq));
-                    for (i, (even, odd)) in rows.enumerate() {
-                        match src_row(i, a) {
-                            Some(srow) => split_row2::<V>(&src[srow], pl, even, odd),
-                            None => {
-                                even.fill(0.0);
-                                odd.fill(0.0);
-                            }
+        split_images::<V>(self.p, self.wp, self.x, self.out)
+    }
+}
+
+/// Copies image channels `[h, w]` into their zero-padded phase planes: phase `(a, b)` of a
+/// channel holds padded rows `a, a + sh, ...` and columns `b, b + sw, ...`.
+#[inline(always)]
+fn split_images<V: Vector<Elem = f32>>(
+    p: &Conv2dParams,
+    wp: &WidePlan,
+    x: &[f32],
+    out: &mut [f32],
+) {
+    let ((sh, sw), (pt, pl)) = (p.stride, (p.pad.0, p.pad.2));
+    let pq = wp.hq * wp.wq;
+    // Padded row `i * sh + a` of the image, if it is an input row.
+    let src_row = |i: usize, a: usize| {
+        let ih = (i * sh + a).checked_sub(pt).filter(|&ih| ih < p.h)?;
+        Some(ih * p.w..(ih + 1) * p.w)
+    };
+    for (src, dst) in x.chunks_exact(p.h * p.w).zip(out.chunks_exact_mut(wp.chan)) {
+        if sw == 2 {
+            // Both column phases of a padded row from one pass over it.
+            for (a, planes) in dst.chunks_exact_mut(2 * pq).enumerate() {
+                let (even, odd) = planes.split_at_mut(pq);
+                let rows = even
+                    .chunks_exact_mut(wp.wq)
+                    .zip(odd.chunks_exact_mut(wp.wq));
+                for (i, (even, odd)) in rows.enumerate() {
+                    match src_row(i, a) {
+                        Some(srow) => split_row2::<V>(&src[srow], pl, even, odd),
+                        None => {
+                            even.fill(0.0);
+                            odd.fill(0.0);
                         }
                     }
                 }
-                continue;
             }
-            for (ph, plane) in dst.chunks_exact_mut(pq).enumerate() {
-                let (a, b) = (ph / sw, ph % sw);
-                for (i, row) in plane.chunks_exact_mut(wp.wq).enumerate() {
-                    let Some(srow) = src_row(i, a) else {
-                        row.fill(0.0);
-                        continue;
-                    };
-                    let srow = &src[srow];
-                    if sw == 1 {
-                        // The padded row itself: `pl` zeros, the row, zeros.
-                        row[..pl].fill(0.0);
-                        row[pl..pl + p.w].copy_from_slice(srow);
-                        row[pl + p.w..].fill(0.0);
-                    } else {
-                        // Padded columns b, b + sw, ...: the input columns from the first
-                        // one at or after `pl` in this phase, every sw-th.
-                        for (t, v) in row.iter_mut().enumerate() {
-                            *v = padded(srow, pl, t * sw + b);
-                        }
+            continue;
+        }
+        for (ph, plane) in dst.chunks_exact_mut(pq).enumerate() {
+            let (a, b) = (ph / sw, ph % sw);
+            for (i, row) in plane.chunks_exact_mut(wp.wq).enumerate() {
+                let Some(srow) = src_row(i, a) else {
+                    row.fill(0.0);
+                    continue;
+                };
+                let srow = &src[srow];
+                if sw == 1 {
+                    // The padded row itself: `pl` zeros, the row, zeros.
+                    row[..pl].fill(0.0);
+                    row[pl..pl + p.w].copy_from_slice(srow);
+                    row[pl + p.w..].fill(0.0);
+                } else {
+                    // Padded columns b, b + sw, ...: the input columns from the first
+                    // one at or after `pl` in this phase, every sw-th.
+                    for (t, v) in row.iter_mut().enumerate() {
+                        *v = padded(srow, pl, t * sw + b);
                     }
                 }
             }
